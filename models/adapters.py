@@ -1,0 +1,105 @@
+"""LoRA adapters: a catalog of safetensors files, each loaded into a pipeline once and switched by name."""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+import time
+from pathlib import Path
+
+from .settings import LIMITS
+
+log = logging.getLogger(__name__)
+
+
+class AdapterCatalog:
+    """LoRA files (`*.safetensors`) in a list of folders, addressed by file stem; earlier folders win."""
+
+    def __init__(self, folders: list[Path]):
+        self.folders = [Path(f) for f in folders]
+
+    def files(self) -> dict[str, Path]:
+        found: dict[str, Path] = {}
+        for folder in self.folders:
+            if not folder.is_dir():
+                continue
+            root = folder.resolve()
+            for path in sorted(folder.glob("*.safetensors")):
+                if path.is_file() and path.resolve().is_relative_to(root):
+                    found.setdefault(path.stem, path)
+        return found
+
+    def names(self) -> list[str]:
+        return sorted(self.files())
+
+    def check(self, adapters: dict[str, float]) -> None:
+        """`ValueError` unless every name is in the catalog and every weight finite and in bounds."""
+        if not isinstance(adapters, dict):
+            raise ValueError(f"`adapters` must map adapter names to weights, got {type(adapters).__name__}.")
+        known = self.files()
+        cap = LIMITS.max_adapter_weight
+        for name, weight in adapters.items():
+            if name not in known:
+                listed = ", ".join(sorted(known)) or "none"
+                raise ValueError(f"`adapters` names an unknown adapter {name!r}; available: {listed}.")
+            if not isinstance(weight, (int, float)) or not math.isfinite(weight) or abs(weight) > cap:
+                raise ValueError(f"`adapters` weight of {name!r} must be a number in [-{cap}, {cap}], got {weight!r}.")
+
+
+def peft_name(name: str) -> str:
+    """peft adapter names become module attribute keys: keep them to word characters."""
+    return "lora_" + re.sub(r"\W", "_", name)
+
+
+class AdapterState:
+    """The adapters loaded into one pipeline's modules; applies a request's set without touching the disk."""
+
+    def __init__(self, catalog: AdapterCatalog, fixed: dict[str, float] | None = None):
+        self.catalog = catalog
+        self.fixed = fixed or {}  # always-on adapters (a preset's speed LoRA), name -> weight
+        self.loaded: dict[str, str] = {}  # catalog name -> peft name
+        self.active: dict[str, float] | None = None
+
+    def _load(self, pipeline, name: str, source: str | Path, weight_name: str | None = None) -> None:
+        started = time.perf_counter()
+        try:
+            pipeline.load_lora_weights(str(source), weight_name=weight_name, adapter_name=peft_name(name))
+        except Exception as error:  # any failure to read or inject is the file's fault, named for the user
+            try:
+                pipeline.delete_adapters(peft_name(name))
+            except Exception:  # nothing was injected: nothing to clean up
+                pass
+            raise ValueError(
+                f"Adapter {name!r} could not be loaded: it is not a LoRA for this model in safetensors format "
+                f"({type(error).__name__}: {str(error)[:200]})."
+            ) from error
+        self.loaded[name] = peft_name(name)
+        log.info("loaded adapter %s in %.2fs", name, time.perf_counter() - started)
+
+    def load_fixed(self, pipeline, sources: dict[str, tuple[str, str | None]]) -> None:
+        """Load the preset's always-on adapters: name -> (repo or folder, weight file name)."""
+        for name, (source, weight_name) in sources.items():
+            self._load(pipeline, name, source, weight_name)
+
+    def apply(self, pipeline, adapters: dict[str, float]) -> None:
+        """Make exactly `adapters` (plus the fixed ones) active at their weights; load files seen for the first time."""
+        wanted = {**self.fixed, **adapters}
+        files = self.catalog.files()
+        for name in wanted:
+            if name not in self.loaded:
+                path = files[name]
+                self._load(pipeline, name, path.parent, path.name)
+        if wanted == self.active:
+            return
+        if not wanted:
+            if self.loaded:
+                pipeline.disable_lora()
+        else:
+            pipeline.enable_lora()
+            pipeline.set_adapters([self.loaded[n] for n in wanted], adapter_weights=list(wanted.values()))
+        self.active = wanted
+
+    def reset(self) -> None:
+        """Forget what is active, so the next `apply` sets it again (after a failed job)."""
+        self.active = None

@@ -1,0 +1,84 @@
+"""Device, dtype, attention backend and memory options: chosen from the hardware, overridable."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+
+import psutil
+import torch
+
+log = logging.getLogger(__name__)
+
+_LOW_MEMORY_BYTES = 6 * 2**30  # below this free memory, slice attention and tile the VAE
+_OFFLOAD_BYTES = 10 * 2**30  # below this free GPU memory, offload idle models to the CPU
+
+
+@dataclass(frozen=True)
+class DevicePolicy:
+    """Where and how pipelines run. `None` fields are chosen automatically from free memory."""
+
+    device: str
+    dtype: torch.dtype
+    attention_slicing: bool
+    vae_tiling: bool
+    cpu_offload: bool
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return self.device, str(self.dtype).removeprefix("torch.")
+
+
+def _flag(name: str, automatic: bool) -> bool:
+    value = os.environ.get(name, "auto").lower()
+    return automatic if value == "auto" else value in ("1", "true", "yes", "on")
+
+
+def free_memory(device: str) -> int:
+    if device.startswith("cuda"):
+        return torch.cuda.mem_get_info()[0]
+    return psutil.virtual_memory().available
+
+
+def choose_policy(device: str | None = None, dtype: str | None = None) -> DevicePolicy:
+    """CUDA with fp16 when present, else CPU with fp32 (env `DEPICT_DEVICE`, `DEPICT_DTYPE`, `DEPICT_SLICING`,
+    `DEPICT_VAE_TILING`, `DEPICT_CPU_OFFLOAD` = auto|on|off)."""
+    device = device or os.environ.get("DEPICT_DEVICE") or ("cuda" if torch.cuda.is_available() else "cpu")
+    dtype_name = dtype or os.environ.get("DEPICT_DTYPE") or ("float16" if device.startswith("cuda") else "float32")
+    free = free_memory(device)
+    low = free < _LOW_MEMORY_BYTES
+    return DevicePolicy(
+        device=device,
+        dtype=getattr(torch, dtype_name),
+        attention_slicing=_flag("DEPICT_SLICING", low),
+        vae_tiling=_flag("DEPICT_VAE_TILING", low),
+        cpu_offload=_flag("DEPICT_CPU_OFFLOAD", device.startswith("cuda") and free < _OFFLOAD_BYTES),
+    )
+
+
+def xformers_available() -> bool:
+    try:
+        import xformers.ops  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def configure_pipeline(pipeline, policy: DevicePolicy) -> str:
+    """Move a pipeline to the policy's device, set attention and memory options; returns the attention backend."""
+    if policy.cpu_offload:
+        pipeline.enable_model_cpu_offload()
+    else:
+        pipeline.to(policy.device)
+    backend = "sdpa"
+    if policy.device.startswith("cuda") and xformers_available():
+        pipeline.enable_xformers_memory_efficient_attention()
+        backend = "xformers"
+    if policy.attention_slicing:
+        pipeline.enable_attention_slicing()
+    vae = getattr(pipeline, "vae", None)
+    if policy.vae_tiling and vae is not None and hasattr(vae, "enable_tiling"):
+        vae.enable_tiling()
+    pipeline.set_progress_bar_config(disable=True)
+    return backend

@@ -1,0 +1,97 @@
+"""The engine: the one object the UI, the CLI and the benchmarks talk to."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from .adapters import AdapterCatalog
+from .control import JobControl
+from .devices import choose_policy
+from .jobs import (
+    Describe,
+    DescribeParams,
+    Inpaint,
+    InpaintParams,
+    InstructEdit,
+    InstructEditParams,
+    Regenerate,
+    RegenerateParams,
+    StyleTransfer,
+    StyleTransferParams,
+    TextToImage,
+    TextToImageParams,
+)
+from .pipelines import LoadedPreset, PipelineCache
+from .presets import DEFAULT_PRESET, Preset, preset_from_folder, presets
+from .result import Result
+from .settings import adapters_dir
+
+log = logging.getLogger(__name__)
+
+
+class Engine:
+    """Cached pipelines for every job. Thread-safe; each call states its full settings.
+
+    `preset` is an allow-listed name or (from the command line) a local preset folder, which joins the allow-list.
+    Keyword options of each job are the fields of its params dataclass (`models.jobs`); `None` means the preset's
+    default, and `control` reports progress and cancels.
+    """
+
+    def __init__(self, preset: str = DEFAULT_PRESET, device: str | None = None, dtype: str | None = None):
+        self.registry: dict[str, Preset] = presets()
+        if preset not in self.registry:
+            if not Path(preset).is_dir():
+                raise ValueError(f"`preset` must be one of {', '.join(self.registry)} or a model folder; got {preset!r}.")
+            local = preset_from_folder(preset)
+            self.registry[local.name] = local
+            preset = local.name
+        self.default_preset = preset
+        self.policy = choose_policy(device, dtype)
+        self.cache = PipelineCache(self.policy)
+        jobs = (TextToImage, Describe, Regenerate, StyleTransfer, Inpaint, InstructEdit)
+        self._jobs = {job.name: job(self.cache, self.preset) for job in jobs}
+
+    def preset(self, name: str | None = None) -> Preset:
+        """The allow-listed preset of that name (the default for None); `ValueError` for any other name."""
+        key = self.default_preset if name in (None, "") else name
+        if not isinstance(key, str) or key not in self.registry:
+            raise ValueError(f"`preset` must be one of {', '.join(self.registry)}; got {name!r}.")
+        return self.registry[key]
+
+    def load(self, preset: str | None = None) -> LoadedPreset:
+        """Load a preset's base pipeline now (it is otherwise loaded on first use)."""
+        return self.cache.get(self.preset(preset))
+
+    def presets(self) -> list[dict]:
+        """Every preset with whether its weights are here."""
+        return [
+            {"name": p.name, "label": p.label, "available": p.available(), "missing": p.missing(),
+             "default": p.name == self.default_preset}  # fmt: skip
+            for p in self.registry.values()
+        ]
+
+    def adapters(self, preset: str | None = None) -> list[str]:
+        """Names of the LoRA adapters a request may use with this preset."""
+        chosen = self.preset(preset)
+        folders = [Path(chosen.adapters_dir)] if chosen.adapters_dir else []
+        return AdapterCatalog([*folders, adapters_dir()]).names()
+
+    def text_to_image(self, prompt: str, control: JobControl | None = None, **options) -> Result:
+        return self._jobs["text_to_image"](TextToImageParams(prompt=prompt, **options), control)
+
+    def describe(self, image, preset: str | None = None) -> str:
+        return self._jobs["describe"](DescribeParams(image=image, preset=preset)).metadata["description"]
+
+    def regenerate(self, image, description: str, control: JobControl | None = None, **options) -> Result:
+        return self._jobs["regenerate"](RegenerateParams(image=image, description=description, **options), control)
+
+    def style_transfer(self, image, style: str, control: JobControl | None = None, **options) -> Result:
+        return self._jobs["style_transfer"](StyleTransferParams(image=image, style=style, **options), control)
+
+    def inpaint(self, image, mask, prompt: str, control: JobControl | None = None, **options) -> Result:
+        return self._jobs["inpaint"](InpaintParams(image=image, mask=mask, prompt=prompt, **options), control)
+
+    def instruct_edit(self, image, instruction: str, control: JobControl | None = None, **options) -> Result:
+        params = InstructEditParams(image=image, instruction=instruction, **options)
+        return self._jobs["instruct_edit"](params, control)

@@ -1,0 +1,13 @@
+"""One module per job; each takes a frozen params dataclass and returns a `Result`."""
+
+from .describe import Describe, DescribeParams
+from .inpaint import Inpaint, InpaintParams
+from .instruct_edit import InstructEdit, InstructEditParams
+from .regenerate import Regenerate, RegenerateParams
+from .style_transfer import StyleTransfer, StyleTransferParams
+from .text_to_image import TextToImage, TextToImageParams
+
+__all__ = [
+    "Describe", "DescribeParams", "Inpaint", "InpaintParams", "InstructEdit", "InstructEditParams",
+    "Regenerate", "RegenerateParams", "StyleTransfer", "StyleTransferParams", "TextToImage", "TextToImageParams",
+]  # fmt: skip

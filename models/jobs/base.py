@@ -1,0 +1,217 @@
+"""What every job shares: the sampling parameters, their checks, and running a diffusers pipeline under its lock.
+
+A job reads like a diffusers pipeline: `check_inputs` -> `prepare` -> `run` -> `postprocess`.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field, fields
+
+import torch
+from PIL import Image
+
+from ..control import JobControl
+from ..errors import JobCancelled, OutOfMemory
+from ..pipelines import LoadedPreset, PipelineCache
+from ..presets import Preset
+from ..result import Result
+from ..schedulers import check_scheduler, make_scheduler
+from ..settings import LIMITS
+
+
+@dataclass(frozen=True, kw_only=True)
+class SamplingParams:
+    """Settings every generating job shares. `None` means the preset's default."""
+
+    negative_prompt: str = ""  # what the image should not show
+    seed: int = 0  # seed of the first image; image i of a batch uses seed + i
+    steps: int | None = None  # denoising steps
+    guidance: float | None = None  # classifier-free guidance scale
+    scheduler: str | None = None  # sampler name (see models.schedulers.SCHEDULERS)
+    num_images: int = 1  # images in the batch
+    adapters: dict[str, float] = field(default_factory=dict)  # LoRA adapter name -> weight
+    preset: str | None = None  # model preset; None: the engine's default
+
+    def as_metadata(self) -> dict:
+        skip = {"image", "mask"}
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in skip}
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def check_text(value, name: str, required: bool) -> None:
+    if not isinstance(value, str):
+        raise ValueError(f"`{name}` must be text, got {type(value).__name__}.")
+    if required and not value.strip():
+        raise ValueError(f"`{name}` is empty: describe what you want to see.")
+    if len(value) > LIMITS.max_prompt_chars:
+        raise ValueError(f"`{name}` must be at most {LIMITS.max_prompt_chars} characters, got {len(value)}.")
+    if "\x00" in value:
+        raise ValueError(f"`{name}` contains a NUL character.")
+
+
+def check_range(value, name: str, low: float, high: float, integer: bool = False) -> None:
+    valid = _is_int(value) if integer else _is_number(value)
+    if not valid or not low <= value <= high:
+        kind = "a whole number" if integer else "a number"
+        raise ValueError(f"`{name}` must be {kind} in [{low}, {high}], got {value!r}.")
+
+
+def check_size(width, height) -> None:
+    for name, value in (("width", width), ("height", height)):
+        if value is None:
+            continue
+        check_range(value, name, LIMITS.min_side, LIMITS.max_side, integer=True)
+        if value % 8:
+            raise ValueError(f"`{name}` must be a multiple of 8, got {value}.")
+
+
+def check_sampling(params: SamplingParams) -> None:
+    check_text(params.negative_prompt, "negative_prompt", required=False)
+    check_range(params.seed, "seed", 0, LIMITS.max_seed, integer=True)
+    if params.steps is not None:
+        check_range(params.steps, "steps", 1, LIMITS.max_steps, integer=True)
+    if params.guidance is not None:
+        check_range(params.guidance, "guidance", 0.0, LIMITS.max_guidance)
+    check_range(params.num_images, "num_images", 1, LIMITS.max_images, integer=True)
+    check_scheduler(params.scheduler)
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """A request's settings with the preset's defaults filled in."""
+
+    steps: int
+    guidance: float
+    width: int
+    height: int
+
+
+@dataclass
+class Prepared:
+    """What `prepare` hands to `run`: the pipeline role and its call arguments, and what `postprocess` needs."""
+
+    role: str
+    args: dict  # pipeline call arguments besides steps, guidance, batch, generator and callback
+    resolved: Resolved
+    adapters: dict[str, float]
+    extras: dict = field(default_factory=dict)
+
+
+class Job:
+    """Base of the jobs: subclasses set `name` and `role` and define the four stages."""
+
+    name: str = ""
+    role: str = "text_to_image"
+
+    def __init__(self, cache: PipelineCache, preset_for):
+        self.cache = cache
+        self.preset_for = preset_for  # name or None -> Preset (the allow-list)
+
+    def __call__(self, params, control: JobControl | None = None) -> Result:
+        started = time.perf_counter()
+        preset = self.preset_for(params.preset)
+        self.check_inputs(params, preset)
+        loaded = self.cache.get(preset)
+        timings = {"load": time.perf_counter() - started}
+        self.check_loaded(params, loaded)
+        prepared = self.prepare(params, loaded)
+        timings["prepare"] = time.perf_counter() - started - timings["load"]
+        run_started = time.perf_counter()
+        images = self.run(params, loaded, prepared, control or JobControl())
+        timings["run"] = time.perf_counter() - run_started
+        result = self.postprocess(params, loaded, prepared, images)
+        timings["total"] = time.perf_counter() - started
+        result.timings = {**timings, **result.timings}
+        return result
+
+    def check_inputs(self, params, preset: Preset) -> None:
+        raise NotImplementedError
+
+    def check_loaded(self, params, loaded: LoadedPreset) -> None:
+        """Checks that need the loaded preset (its adapter catalog); run before any model work."""
+        if getattr(params, "adapters", None):
+            loaded.catalog.check(params.adapters)
+
+    def prepare(self, params, loaded: LoadedPreset) -> Prepared:
+        raise NotImplementedError
+
+    def run(self, params, loaded: LoadedPreset, prepared: Prepared, control: JobControl) -> list[Image.Image]:
+        return run_pipeline(loaded, prepared, params, control)
+
+    def postprocess(self, params, loaded: LoadedPreset, prepared: Prepared, images: list[Image.Image]) -> Result:
+        return Result(images=images, metadata=self.metadata(params, loaded, prepared))
+
+    def metadata(self, params, loaded: LoadedPreset, prepared: Prepared) -> dict:
+        role = prepared.role
+        source_role = "instruct_edit" if role == "instruct_edit" else "text_to_image"
+        return {
+            "job": self.name,
+            **params.as_metadata(),
+            **asdict(prepared.resolved),
+            "adapters": prepared.adapters,
+            "preset": loaded.preset.name,
+            "model": loaded.preset.sources()[source_role],
+            "scheduler": params.scheduler or loaded.scheduler_configs[role]["_class_name"],
+            "seeds": [params.seed + i for i in range(params.num_images)],
+            "attention": loaded.attention,
+            "device": loaded.policy.device,
+            "dtype": loaded.policy.key[1],
+        }
+
+
+def resolve(params: SamplingParams, preset: Preset, width=None, height=None) -> Resolved:
+    return Resolved(
+        steps=params.steps if params.steps is not None else preset.steps,
+        guidance=params.guidance if params.guidance is not None else preset.guidance,
+        width=width or preset.width,
+        height=height or preset.height,
+    )
+
+
+def generators(seed: int, count: int) -> list[torch.Generator]:
+    """One CPU generator per image, so image i is reproducible alone with seed + i."""
+    return [torch.Generator("cpu").manual_seed(seed + i) for i in range(count)]
+
+
+def run_pipeline(loaded: LoadedPreset, prepared: Prepared, params: SamplingParams, control: JobControl):
+    """Call the role's pipeline under its lock with the request's adapters and scheduler; PIL images back.
+
+    A failure leaves the pipeline usable: adapter state is re-applied by the next request, and
+    out-of-memory empties the device cache and says what to lower.
+    """
+    role, resolved = prepared.role, prepared.resolved
+    pipeline = loaded.pipeline(role)
+    with loaded.lock_for(role):
+        if role != "instruct_edit":
+            loaded.adapters.apply(pipeline, prepared.adapters)
+        pipeline.scheduler = make_scheduler(params.scheduler, loaded.scheduler_configs[role])
+        try:
+            output = pipeline(
+                **prepared.args,
+                num_inference_steps=resolved.steps,
+                guidance_scale=resolved.guidance,
+                num_images_per_prompt=params.num_images,
+                generator=generators(params.seed, params.num_images),
+                callback_on_step_end=control.callback(resolved.steps),
+            )
+        except torch.OutOfMemoryError as error:
+            loaded.adapters.reset()
+            PipelineCache.empty_device_cache()
+            raise OutOfMemory(
+                "The device ran out of memory: lower the image size or the number of images and try again."
+            ) from error
+        except Exception:
+            loaded.adapters.reset()
+            raise
+        if control.cancel.is_set():
+            raise JobCancelled("The job was cancelled.")
+    return output.images

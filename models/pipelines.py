@@ -1,0 +1,167 @@
+"""The pipeline cache: one loaded base pipeline per preset, task pipelines derived from it sharing its weights.
+
+Keyed by the frozen tuple (preset, role, device, dtype). img2img and inpainting come from `from_pipe` (no second
+copy of any weight); the instruct-edit pipeline reuses the base VAE and text encoder when the preset says they
+match. Whole presets are evicted least-recently-used first.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import threading
+import time
+from collections import OrderedDict
+from pathlib import Path
+
+import torch
+from diffusers import (
+    AutoPipelineForImage2Image,
+    AutoPipelineForInpainting,
+    AutoPipelineForText2Image,
+    StableDiffusionInstructPix2PixPipeline,
+)
+
+from .adapters import AdapterCatalog, AdapterState
+from .captioner import Captioner
+from .devices import DevicePolicy, configure_pipeline
+from .errors import PresetUnavailable
+from .presets import Preset, is_available
+from .settings import adapters_dir, max_loaded_presets
+
+log = logging.getLogger(__name__)
+
+ROLES = ("text_to_image", "image_to_image", "inpaint", "instruct_edit", "captioner")
+_NO_SAFETY_CHECKER = {"safety_checker": None, "feature_extractor": None, "requires_safety_checker": False}
+SPEED_ADAPTER = "speed"
+
+
+def load_pretrained(loader, source: str, preset: Preset, role: str, **kwargs):
+    """`loader(source, ...)` from a local folder or the hub cache; a `PresetUnavailable` naming what to do otherwise."""
+    local_only = Path(source).is_dir() or is_available(source)
+    try:
+        return loader(source, local_files_only=local_only, **kwargs)
+    except Exception as error:  # whatever stops a load, the user is told which preset and what to do
+        detail = f" ({type(error).__name__}: {str(error)[:200]})" if local_only else ""
+        raise PresetUnavailable(preset.unavailable_message(role, detail)) from error
+
+
+class LoadedPreset:
+    """A preset's pipelines on one device: the base, its derived task pipelines, adapters and a lock.
+
+    `lock` guards everything that shares the base modules (base, img2img, inpaint, adapter state);
+    the instruct-edit pipeline has its own UNet and its own lock.
+    """
+
+    def __init__(self, preset: Preset, policy: DevicePolicy):
+        self.preset, self.policy = preset, policy
+        self.lock = threading.RLock()
+        self.instruct_lock = threading.RLock()
+        self._load_lock = threading.Lock()
+        self._pipelines: dict[tuple, object] = {}
+        self.load_seconds: dict[str, float] = {}
+        started = time.perf_counter()
+        self.base = load_pretrained(
+            AutoPipelineForText2Image.from_pretrained, preset.text_to_image, preset, "text_to_image",
+            dtype=policy.dtype, use_safetensors=True, **_NO_SAFETY_CHECKER,
+        )  # fmt: skip
+        self.attention = configure_pipeline(self.base, policy)
+        self.scheduler_configs = {"text_to_image": dict(self.base.scheduler.config)}
+        folders = [Path(preset.adapters_dir)] if preset.adapters_dir else []
+        self.catalog = AdapterCatalog([*folders, adapters_dir()])
+        self.adapters = AdapterState(self.catalog)
+        if preset.speed_adapter:
+            source, _, weight_name = preset.speed_adapter.partition(":")
+            self.adapters.load_fixed(self.base, {SPEED_ADAPTER: (source, weight_name or "pytorch_lora_weights.safetensors")})
+            self.adapters.fixed = {SPEED_ADAPTER: 1.0}
+        self._pipelines[self.key("text_to_image")] = self.base
+        self.load_seconds["text_to_image"] = time.perf_counter() - started
+        log.info("loaded %s text_to_image in %.2fs (%s, %s)", preset.name, self.load_seconds["text_to_image"], *policy.key)
+
+    def key(self, role: str) -> tuple[str, str, str, str]:
+        return (self.preset.name, role, *self.policy.key)
+
+    def pipeline(self, role: str):
+        """The pipeline for a role, loaded or derived on first use."""
+        key = self.key(role)
+        if key in self._pipelines:
+            return self._pipelines[key]
+        with self._load_lock:
+            if key not in self._pipelines:
+                started = time.perf_counter()
+                pipeline = self._build(role)
+                if hasattr(pipeline, "scheduler"):
+                    self.scheduler_configs[role] = dict(pipeline.scheduler.config)
+                self._pipelines[key] = pipeline
+                self.load_seconds[role] = time.perf_counter() - started
+                log.info("loaded %s %s in %.2fs", self.preset.name, role, self.load_seconds[role])
+        return self._pipelines[key]
+
+    def _build(self, role: str):
+        if role == "image_to_image":
+            return AutoPipelineForImage2Image.from_pipe(self.base)
+        if role == "inpaint":
+            return AutoPipelineForInpainting.from_pipe(self.base)
+        if role == "instruct_edit":
+            return self._build_instruct()
+        if role == "captioner":
+            if not self.preset.captioner:
+                raise PresetUnavailable(f"Preset '{self.preset.name}' has no captioning model.")
+            return load_pretrained(Captioner, self.preset.captioner, self.preset, "captioner", policy=self.policy)
+        raise ValueError(f"Unknown pipeline role {role!r}; roles are {', '.join(ROLES)}.")
+
+    def _build_instruct(self):
+        preset = self.preset
+        if not preset.instruct_edit:
+            raise PresetUnavailable(f"Preset '{preset.name}' has no instruction-editing model.")
+        shared = {}
+        if preset.instruct_shares_components:
+            shared = {"vae": self.base.vae, "text_encoder": self.base.text_encoder, "tokenizer": self.base.tokenizer}
+        pipeline = load_pretrained(
+            StableDiffusionInstructPix2PixPipeline.from_pretrained, preset.instruct_edit, preset, "instruct_edit",
+            dtype=self.policy.dtype, use_safetensors=True, **shared, **_NO_SAFETY_CHECKER,
+        )  # fmt: skip
+        configure_pipeline(pipeline, self.policy)
+        return pipeline
+
+    def lock_for(self, role: str) -> threading.RLock:
+        return self.instruct_lock if role == "instruct_edit" else self.lock
+
+
+class PipelineCache:
+    """Loaded presets, least recently used evicted first once more than `max_loaded_presets()` are held."""
+
+    def __init__(self, policy: DevicePolicy):
+        self.policy = policy
+        self._loaded: OrderedDict[str, LoadedPreset] = OrderedDict()
+        self._lock = threading.Lock()
+        self._loading: dict[str, threading.Lock] = {}
+
+    def get(self, preset: Preset) -> LoadedPreset:
+        with self._lock:
+            if preset.name in self._loaded:
+                self._loaded.move_to_end(preset.name)
+                return self._loaded[preset.name]
+            loading = self._loading.setdefault(preset.name, threading.Lock())
+        with loading:  # one loader per preset; others wait for it
+            with self._lock:
+                if preset.name in self._loaded:
+                    return self._loaded[preset.name]
+            entry = LoadedPreset(preset, self.policy)
+            with self._lock:
+                self._loaded[preset.name] = entry
+                while len(self._loaded) > max(1, max_loaded_presets()):
+                    evicted, _ = self._loaded.popitem(last=False)
+                    log.info("evicted preset %s", evicted)
+                    self.empty_device_cache()
+            return entry
+
+    def loaded(self) -> list[str]:
+        with self._lock:
+            return list(self._loaded)
+
+    @staticmethod
+    def empty_device_cache() -> None:
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()

@@ -1,0 +1,119 @@
+"""The allow-list of model presets: which weights fill each role, and each preset's defaults.
+
+A source is a Hugging Face hub id or a local folder; both load through the same `from_pretrained`.
+A local preset folder holds a `preset.json` naming its role subfolders and defaults (see `models/bundled`),
+or is a single diffusers text-to-image folder.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from huggingface_hub import try_to_load_from_cache
+
+from .errors import PresetUnavailable
+
+BUNDLED_DIR = Path(__file__).parent / "bundled"
+DEFAULT_PRESET = "bundled"
+
+
+@dataclass(frozen=True)
+class Preset:
+    """Model sources per role and the defaults a request falls back to."""
+
+    name: str
+    label: str
+    text_to_image: str
+    captioner: str | None = None
+    instruct_edit: str | None = None
+    instruct_shares_components: bool = False  # instruct-edit UNet reuses the base VAE and text encoder
+    speed_adapter: str | None = None  # a LoRA always active (e.g. LCM-LoRA), as "repo_or_folder[:weight_name]"
+    adapters_dir: str | None = None  # the preset's own LoRA adapters (e.g. bundled styles)
+    vae_tiny: str | None = None  # an AutoencoderTiny companion for previews and fast decode
+    steps: int = 25
+    guidance: float = 7.5
+    width: int = 512
+    height: int = 512
+    scheduler: str | None = None  # None: the model's own scheduler
+    image_guidance: float = 1.5  # instruct-edit: how closely to follow the input image
+    shapes_world: bool = False  # the bundled family: captions follow the shapes grammar
+    local: bool = False
+    extras: dict = field(default_factory=dict)
+
+    def sources(self) -> dict[str, str]:
+        roles = {"text_to_image": self.text_to_image, "captioner": self.captioner, "instruct_edit": self.instruct_edit}
+        return {role: source for role, source in roles.items() if source}
+
+    def missing(self) -> list[str]:
+        """Sources that are neither a local folder nor in the hub cache."""
+        return [source for source in self.sources().values() if not is_available(source)]
+
+    def available(self) -> bool:
+        return not self.missing()
+
+    def unavailable_message(self, role: str, detail: str = "") -> str:
+        source = self.sources().get(role, self.text_to_image)
+        if self.local:
+            return f"Preset '{self.name}' needs the folder {source}, which does not hold a loadable model{detail}."
+        return (
+            f"Preset '{self.name}' needs {source}, which is not downloaded and the Hugging Face hub cannot be "
+            f"reached{detail}. Connect to the internet, pre-download it with `huggingface-cli download {source}`, "
+            f"or use the `{DEFAULT_PRESET}` preset, which works offline."
+        )
+
+
+HUB_PRESETS = {
+    "sd-turbo": Preset(
+        name="sd-turbo", label="SD-Turbo (hub, 1-4 steps)", text_to_image="stabilityai/sd-turbo",
+        captioner="Salesforce/blip-image-captioning-base", instruct_edit="timbrooks/instruct-pix2pix",
+        vae_tiny="madebyollin/taesd", steps=1, guidance=0.0, width=512, height=512,
+    ),
+    "sdxl-turbo": Preset(
+        name="sdxl-turbo", label="SDXL-Turbo (hub, 1-4 steps)", text_to_image="stabilityai/sdxl-turbo",
+        captioner="Salesforce/blip-image-captioning-base", instruct_edit="timbrooks/instruct-pix2pix",
+        vae_tiny="madebyollin/taesdxl", steps=1, guidance=0.0, width=512, height=512,
+    ),
+    "sd15-lcm": Preset(
+        name="sd15-lcm", label="SD 1.5 + LCM-LoRA (hub, 4 steps)",
+        text_to_image="stable-diffusion-v1-5/stable-diffusion-v1-5",
+        captioner="Salesforce/blip-image-captioning-base", instruct_edit="timbrooks/instruct-pix2pix",
+        instruct_shares_components=True, speed_adapter="latent-consistency/lcm-lora-sdv1-5",
+        vae_tiny="madebyollin/taesd", steps=4, guidance=1.0, width=512, height=512, scheduler="lcm",
+    ),
+}  # fmt: skip
+
+
+def is_available(source: str) -> bool:
+    """A local folder that exists, or a hub repo whose index is in the local cache."""
+    if Path(source).is_dir():
+        return True
+    if source.count("/") != 1 or source.startswith((".", "/")):
+        return False
+    return any(
+        isinstance(try_to_load_from_cache(source, filename), str) for filename in ("model_index.json", "config.json")
+    )
+
+
+def preset_from_folder(folder: str | Path, name: str | None = None) -> Preset:
+    """A preset described by `folder/preset.json`, or a bare diffusers text-to-image folder."""
+    folder = Path(folder).resolve()
+    spec_file = folder / "preset.json"
+    if not spec_file.is_file():
+        if (folder / "model_index.json").is_file():
+            return Preset(name=name or folder.name, label=f"Local: {folder.name}", text_to_image=str(folder), local=True)
+        raise PresetUnavailable(f"{folder} has neither a preset.json nor a model_index.json: it is not a model folder.")
+    spec = json.loads(spec_file.read_text())
+    for role in ("text_to_image", "captioner", "instruct_edit", "adapters_dir", "vae_tiny"):
+        if spec.get(role):
+            spec[role] = str(folder / spec[role])
+    return Preset(name=name or spec.pop("name", folder.name), local=True, **spec)
+
+
+def presets() -> dict[str, Preset]:
+    """Every allow-listed preset, bundled first."""
+    found = {}
+    if (BUNDLED_DIR / "preset.json").is_file():
+        found[DEFAULT_PRESET] = preset_from_folder(BUNDLED_DIR, name=DEFAULT_PRESET)
+    return {**found, **HUB_PRESETS}

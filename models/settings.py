@@ -1,0 +1,49 @@
+"""Every limit and default of the app in one place, each overridable by an environment variable.
+
+The UI's slider bounds and each job's `check_inputs` read the same values.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+def _env_int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    return default if value in (None, "") else int(value)
+
+
+def _env_float(name: str, default: float) -> float:
+    value = os.environ.get(name)
+    return default if value in (None, "") else float(value)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Per-request caps (env: `DEPICT_MAX_SIDE`, `DEPICT_MAX_STEPS`, ...)."""
+
+    max_side: int = field(default_factory=lambda: _env_int("DEPICT_MAX_SIDE", 1024))
+    min_side: int = 8
+    max_steps: int = field(default_factory=lambda: _env_int("DEPICT_MAX_STEPS", 100))
+    max_images: int = field(default_factory=lambda: _env_int("DEPICT_MAX_IMAGES", 8))
+    max_guidance: float = field(default_factory=lambda: _env_float("DEPICT_MAX_GUIDANCE", 30.0))
+    max_adapter_weight: float = 2.0
+    max_prompt_chars: int = field(default_factory=lambda: _env_int("DEPICT_MAX_PROMPT_CHARS", 2000))
+    max_seed: int = 2**32 - 1
+    max_upload_bytes: int = field(default_factory=lambda: _env_int("DEPICT_MAX_UPLOAD_MB", 20) * 2**20)
+    max_image_pixels: int = field(default_factory=lambda: _env_int("DEPICT_MAX_IMAGE_PIXELS", 4096 * 4096))
+
+
+def adapters_dir() -> Path:
+    """The user's LoRA folder (env `DEPICT_ADAPTERS`, default `./adapters`)."""
+    return Path(os.environ.get("DEPICT_ADAPTERS", "adapters"))
+
+
+def max_loaded_presets() -> int:
+    """How many presets stay loaded before the least recently used one is evicted."""
+    return _env_int("DEPICT_MAX_LOADED_PRESETS", 2)
+
+
+LIMITS = Limits()

@@ -1,0 +1,156 @@
+"""Train the bundled captioner: a small `BlipForConditionalGeneration` that describes shapes-world images.
+
+    python -m models.shapes.train_captioner --out models/bundled/captioner
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+from tqdm import tqdm
+from transformers import (
+    BertTokenizer,
+    BlipConfig,
+    BlipForConditionalGeneration,
+    BlipImageProcessor,
+    BlipProcessor,
+    BlipTextConfig,
+    BlipVisionConfig,
+)
+
+from .data import prepare_scenes
+from .grammar import vocabulary
+from .model_card import hardware, write_model_card
+from .training import EMA, Checkpoints, command_line, set_seed, set_warmup_cosine_lr
+
+MAX_TOKENS = 16
+SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default="models/bundled/captioner")
+    parser.add_argument("--work-dir", default="runs/captioner")
+    parser.add_argument("--steps", type=int, default=4000)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--lr", type=float, default=5e-4)
+    parser.add_argument("--width", type=int, default=128)
+    parser.add_argument("--scenes", type=int, default=30000)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--eval-every", type=int, default=1000)
+    parser.add_argument("--checkpoint-every", type=int, default=500)
+    parser.add_argument("--tiny", action="store_true", help="a two-step smoke run (CI)")
+    args = parser.parse_args(argv)
+    if args.tiny:
+        args.steps, args.scenes, args.batch_size, args.checkpoint_every, args.eval_every = 2, 32, 4, 1, 1
+    return args
+
+
+def build_processor() -> BlipProcessor:
+    words = SPECIAL_TOKENS + vocabulary()
+    tokenizer = BertTokenizer(vocab={w: i for i, w in enumerate(words)}, do_lower_case=True, model_max_length=MAX_TOKENS)
+    image_processor = BlipImageProcessor(size={"height": 64, "width": 64})
+    return BlipProcessor(image_processor=image_processor, tokenizer=tokenizer)
+
+
+def build_captioner(processor: BlipProcessor, width: int) -> BlipForConditionalGeneration:
+    tokenizer = processor.tokenizer
+    text = BlipTextConfig(
+        vocab_size=len(tokenizer), hidden_size=width, encoder_hidden_size=width, intermediate_size=2 * width,
+        num_hidden_layers=2, num_attention_heads=4, max_position_embeddings=MAX_TOKENS,
+        bos_token_id=tokenizer.cls_token_id, eos_token_id=tokenizer.sep_token_id,
+        sep_token_id=tokenizer.sep_token_id, pad_token_id=tokenizer.pad_token_id,
+    )  # fmt: skip
+    vision = BlipVisionConfig(
+        hidden_size=width, intermediate_size=2 * width, num_hidden_layers=3, num_attention_heads=4,
+        image_size=64, patch_size=8,
+    )  # fmt: skip
+    model = BlipForConditionalGeneration(BlipConfig(text_config=text.to_dict(), vision_config=vision.to_dict()))
+    model.generation_config.max_new_tokens = MAX_TOKENS
+    model.generation_config.num_beams = 1
+    return model
+
+
+def caption_batch(model, processor, images) -> list[str]:
+    inputs = processor(images=images, return_tensors="pt")
+    with torch.no_grad():
+        tokens = model.generate(pixel_values=inputs.pixel_values, max_new_tokens=MAX_TOKENS)
+    return [text.strip() for text in processor.batch_decode(tokens, skip_special_tokens=True)]
+
+
+def exact_match(model, processor, images: torch.Tensor, captions: list[str]) -> float:
+    pil = [tensor_to_pil(img) for img in images]
+    found = [c for start in range(0, len(pil), 100) for c in caption_batch(model, processor, pil[start : start + 100])]
+    return sum(f == c for f, c in zip(found, captions)) / len(captions)
+
+
+def tensor_to_pil(image: torch.Tensor):
+    from PIL import Image
+
+    return Image.fromarray(image.permute(1, 2, 0).numpy())
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    set_seed(args.seed)
+    processor = build_processor()
+    model = build_captioner(processor, args.width)
+    images, scenes = prepare_scenes(args.scenes, seed=args.seed)
+    held_out, held_scenes = prepare_scenes(300, seed=args.seed + 1)
+    held_captions = [s.caption for s in held_scenes]
+    pixel_values = processor(images=list(images.permute(0, 2, 3, 1).numpy()), return_tensors="pt").pixel_values
+    tokens = processor.tokenizer([s.caption for s in scenes], padding="max_length", max_length=MAX_TOKENS, return_tensors="pt")
+    labels = tokens.input_ids.masked_fill(tokens.attention_mask == 0, -100)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01)
+    ema = EMA(model, 0.995)
+    checkpoints = Checkpoints(args.work_dir)
+    state = checkpoints.resume({"model": model, "ema": ema.module}, optimizer)
+    start = state["step"]
+    generator = torch.Generator().manual_seed(args.seed + start)
+    began = time.time() - state.get("elapsed", 0.0)
+    accuracy = state.get("accuracy")
+    progress = tqdm(range(start, args.steps), initial=start, total=args.steps, desc="captioner", mininterval=5)
+    model.train()
+    for step in progress:
+        index = torch.randint(0, len(scenes), (args.batch_size,), generator=generator)
+        set_warmup_cosine_lr(optimizer, args.lr, step, warmup=200, total=args.steps)
+        loss = model(pixel_values=pixel_values[index], input_ids=tokens.input_ids[index],
+                     attention_mask=tokens.attention_mask[index], labels=labels[index]).loss  # fmt: skip
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        ema.update(model, step)
+        progress.set_postfix(loss=f"{loss.item():.4f}")
+        if (step + 1) % args.eval_every == 0 or step + 1 == args.steps:
+            accuracy = exact_match(ema.module, processor, held_out, held_captions)
+            progress.write(f"step {step + 1}: exact caption match {accuracy:.1%}")
+        if (step + 1) % args.checkpoint_every == 0 or step + 1 == args.steps:
+            extra = {"elapsed": time.time() - began, "accuracy": accuracy}
+            checkpoints.save(step + 1, {"model": model, "ema": ema.module}, optimizer, extra)
+    ema.module.save_pretrained(args.out)
+    processor.save_pretrained(args.out)
+    write_model_card(
+        args.out,
+        "Depict bundled captioner (shapes world)",
+        "A small `BlipForConditionalGeneration` (ViT on 8x8 patches of a 64x64 image, 2-layer text decoder) "
+        "that writes the shapes world's caption for an image.",
+        {
+            "command": command_line("models.shapes.train_captioner", argv),
+            "seed": args.seed,
+            "steps": args.steps,
+            "batch size": args.batch_size,
+            "data": f"{args.scenes} rendered scenes (seed {args.seed})",
+            "wall time (s)": round(time.time() - began),
+            "hardware": hardware(),
+            "exact caption match (300 held-out renders, greedy)": accuracy,
+            "parameters": sum(p.numel() for p in model.parameters()),
+        },
+    )
+    print(f"saved {args.out}: exact match {accuracy:.1%}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,107 @@
+"""What every bundled-model training script shares: seeds, EMA, LR schedule, safetensors checkpoints."""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import random
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, load_model, save_file, save_model
+
+
+def set_seed(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+class EMA:
+    """Exponential moving average of a module's parameters, kept as a frozen copy of the module."""
+
+    def __init__(self, module: torch.nn.Module, decay: float):
+        self.decay = decay
+        self.module = copy.deepcopy(module).eval().requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, module: torch.nn.Module, step: int) -> None:
+        decay = min(self.decay, (1 + step) / (10 + step))  # warm up: early averages follow the weights
+        for ema_param, param in zip(self.module.parameters(), module.parameters()):
+            ema_param.lerp_(param, 1 - decay)
+
+
+def set_warmup_cosine_lr(optimizer: torch.optim.Optimizer, base_lr: float, step: int, warmup: int, total: int,
+                        floor: float = 0.05) -> None:
+    """Linear warm-up then cosine decay to `floor` times `base_lr`, set for `step`."""
+    if step < warmup:
+        factor = (step + 1) / warmup
+    else:
+        progress = min(1.0, (step - warmup) / max(1, total - warmup))
+        factor = floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+    for group in optimizer.param_groups:
+        group["lr"] = base_lr * factor
+
+
+def command_line(module: str, argv) -> str:
+    """The command that reproduces a run, for the model card."""
+    return " ".join(["python -m", module, *(sys.argv[1:] if argv is None else argv)])
+
+
+def _flatten_optimizer(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], list]:
+    state = optimizer.state_dict()
+    tensors = {
+        f"{index}.{name}": value if torch.is_tensor(value) else torch.tensor(value)
+        for index, entries in state["state"].items()
+        for name, value in entries.items()
+    }
+    return tensors, state["param_groups"]
+
+
+def _unflatten_optimizer(tensors: dict[str, torch.Tensor], param_groups: list) -> dict:
+    state: dict[int, dict] = {}
+    for key, value in tensors.items():
+        index, name = key.split(".", 1)
+        state.setdefault(int(index), {})[name] = value
+    return {"state": state, "param_groups": param_groups}
+
+
+class Checkpoints:
+    """`checkpoint-<step>/` folders of safetensors under a work dir, at most `limit` kept, resumable from the latest."""
+
+    def __init__(self, work_dir: str | Path, limit: int = 2):
+        self.work_dir = Path(work_dir)
+        self.limit = limit
+
+    def latest(self) -> Path | None:
+        found = sorted(self.work_dir.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+        return found[-1] if found else None
+
+    def save(self, step: int, modules: dict[str, torch.nn.Module], optimizer, extra: dict | None = None) -> Path:
+        folder = self.work_dir / f"checkpoint-{step}"
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, module in modules.items():
+            save_model(module, str(folder / f"{name}.safetensors"))
+        tensors, groups = _flatten_optimizer(optimizer)
+        save_file(tensors, folder / "optimizer.safetensors")
+        info = {"step": step, "param_groups": groups, "saved_at": time.time(), **(extra or {})}
+        (folder / "state.json").write_text(json.dumps(info, indent=1))
+        for old in sorted(self.work_dir.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))[: -self.limit]:
+            shutil.rmtree(old)
+        return folder
+
+    def resume(self, modules: dict[str, torch.nn.Module], optimizer) -> dict:
+        """Load the latest checkpoint into `modules` and `optimizer`; its state dict, or {"step": 0}."""
+        folder = self.latest()
+        if folder is None:
+            return {"step": 0}
+        for name, module in modules.items():
+            load_model(module, str(folder / f"{name}.safetensors"))
+        info = json.loads((folder / "state.json").read_text())
+        optimizer.load_state_dict(_unflatten_optimizer(load_file(folder / "optimizer.safetensors"), info["param_groups"]))
+        return info

@@ -1,0 +1,85 @@
+"""Tiny random-weight models in the folder layout of a preset (diffusers' `get_dummy_components` style).
+
+They load through the same `from_pretrained` path as any preset; only their weights are random.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from diffusers import DPMSolverMultistepScheduler, StableDiffusionInstructPix2PixPipeline, StableDiffusionPipeline
+from diffusers.utils import convert_state_dict_to_diffusers
+from peft import LoraConfig
+from peft.utils import get_peft_model_state_dict
+
+from models.shapes import vocabulary
+from models.shapes.tokenizer import build_tokenizer
+from models.shapes.train_autoencoder import build_autoencoder
+from models.shapes.train_captioner import build_captioner, build_processor
+from models.shapes.train_text_to_image import NOISE, build_text_encoder, build_unet
+
+WIDTH = 32
+LORA_TARGETS = ["to_k", "to_q", "to_v", "to_out.0"]
+
+
+def _components(seed: int) -> dict:
+    torch.manual_seed(seed)
+    tokenizer = build_tokenizer(vocabulary())
+    return {
+        "vae": build_autoencoder(),
+        "text_encoder": build_text_encoder(len(tokenizer), WIDTH, tokenizer),
+        "tokenizer": tokenizer,
+        "unet": build_unet((32, 64), WIDTH),
+        "scheduler": DPMSolverMultistepScheduler(**NOISE, timestep_spacing="trailing", final_sigmas_type="zero"),
+        "safety_checker": None,
+        "feature_extractor": None,
+        "requires_safety_checker": False,
+    }
+
+
+def save_lora(unet, folder: Path, name: str, seed: int, rank: int = 4) -> Path:
+    """A random LoRA for `unet` saved in diffusers' format as `folder/name.safetensors`."""
+    torch.manual_seed(seed)
+    config = LoraConfig(r=rank, lora_alpha=rank, target_modules=LORA_TARGETS, init_lora_weights=False)
+    unet.add_adapter(config, adapter_name=name)
+    layers = convert_state_dict_to_diffusers(get_peft_model_state_dict(unet, adapter_name=name))
+    StableDiffusionPipeline.save_lora_weights(
+        folder, unet_lora_layers=layers, unet_lora_adapter_metadata=config.to_dict(), weight_name=f"{name}.safetensors"
+    )
+    unet.delete_adapters(name)
+    return folder / f"{name}.safetensors"
+
+
+def build_tiny_preset(folder: Path, adapters=("warm", "cool")) -> Path:
+    """A complete preset folder: text-to-image, captioner, instruct-edit (sharing VAE and text encoder), LoRAs."""
+    folder = Path(folder)
+    components = _components(seed=0)
+    pipeline = StableDiffusionPipeline(**components)
+    pipeline.save_pretrained(folder / "text_to_image")
+
+    torch.manual_seed(1)
+    instruct = StableDiffusionInstructPix2PixPipeline(**{**components, "unet": build_unet((32, 64), WIDTH, in_channels=8)})
+    instruct.save_pretrained(folder / "instruct_edit")
+    for shared in ("vae", "text_encoder", "tokenizer"):  # loaded from the base pipeline instead
+        for path in sorted((folder / "instruct_edit" / shared).glob("*")):
+            path.unlink()
+        (folder / "instruct_edit" / shared).rmdir()
+
+    torch.manual_seed(2)
+    processor = build_processor()
+    build_captioner(processor, WIDTH).save_pretrained(folder / "captioner")
+    processor.save_pretrained(folder / "captioner")
+
+    (folder / "adapters").mkdir()
+    for index, name in enumerate(adapters):
+        save_lora(components["unet"], folder / "adapters", name, seed=10 + index)
+
+    spec = {
+        "label": "Tiny random test preset", "text_to_image": "text_to_image", "captioner": "captioner",
+        "instruct_edit": "instruct_edit", "instruct_shares_components": True, "adapters_dir": "adapters",
+        "steps": 2, "guidance": 3.0, "width": 64, "height": 64, "shapes_world": True,
+    }  # fmt: skip
+    (folder / "preset.json").write_text(json.dumps(spec, indent=1))
+    return folder
