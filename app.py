@@ -1,0 +1,53 @@
+"""Depict: describe, generate and edit images.
+
+    python app.py [--host 127.0.0.1] [--port 7860] [--share] [--preset bundled]
+
+Environment variables mirror the flags (DEPICT_HOST, DEPICT_PORT, DEPICT_SHARE, DEPICT_PRESET); on Hugging Face
+Spaces (SPACE_ID set) the app listens on 0.0.0.0 and never opens a share tunnel.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+
+import demo
+from models import Engine
+from models.presets import DEFAULT_PRESET
+from models.settings import LIMITS
+
+ON_SPACES = bool(os.environ.get("SPACE_ID"))
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    env = os.environ.get
+    parser = argparse.ArgumentParser(description="Depict: describe, generate and edit images.")
+    parser.add_argument("--host", default=env("DEPICT_HOST") or ("0.0.0.0" if ON_SPACES else "127.0.0.1"))
+    parser.add_argument("--port", type=int, default=int(env("DEPICT_PORT") or env("GRADIO_SERVER_PORT") or 7860))
+    parser.add_argument("--share", action="store_true", default=env("DEPICT_SHARE", "") in ("1", "true", "yes"),
+                        help="open a temporary public link")  # fmt: skip
+    parser.add_argument("--preset", default=env("DEPICT_PRESET") or DEFAULT_PRESET,
+                        help="a preset name or a local preset folder")  # fmt: skip
+    args = parser.parse_args(argv)
+    if ON_SPACES:
+        args.share = False
+    return args
+
+
+def launch(args: argparse.Namespace, **kwargs):
+    """Build the engine and the app and serve it; returns gradio's (app, local_url, share_url)."""
+    engine = Engine(preset=args.preset)
+    blocks = demo.build(engine)
+    app, local_url, share_url = blocks.launch(
+        server_name=args.host, server_port=args.port, share=args.share, max_file_size=LIMITS.max_upload_bytes,
+        css=demo.CSS, show_error=True, **kwargs,
+    )  # fmt: skip
+    if args.share and not share_url:
+        print(f"Could not open a public share link (no connection to the tunnel); serving locally at {local_url}.")
+    return blocks, local_url, share_url
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    launch(parse_args())

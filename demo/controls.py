@@ -1,0 +1,149 @@
+"""Widgets every tab shares, built by factories so no tab copies another's sliders."""
+
+from __future__ import annotations
+
+import random
+import re
+from dataclasses import dataclass
+
+import gradio as gr
+
+from models import Engine, JobControl
+from models.schedulers import SCHEDULERS
+from models.settings import LIMITS
+
+from .outputs import add_to_history, save_result
+
+MAX_SEED = LIMITS.max_seed
+GALLERY_CLASS = "depict-gallery"
+CSS = f""".{GALLERY_CLASS} img, .depict-pixelated img {{ image-rendering: pixelated; }}"""
+
+
+def parse_adapters(text: str | None) -> dict[str, float]:
+    """`"warm:0.8, cool"` -> {"warm": 0.8, "cool": 1.0} (A1111-like; a bare name means weight 1)."""
+    adapters = {}
+    for item in filter(None, (part.strip() for part in re.split(r"[,\n]", text or ""))):
+        name, _, weight = item.rpartition(":") if ":" in item else (item, "", "1")
+        try:
+            adapters[name.strip()] = float(weight)
+        except ValueError:
+            raise gr.Error(f"Adapter weight for {name.strip()!r} must be a number, got {weight!r}.") from None
+    return adapters
+
+
+def format_adapters(names: list[str], current: str) -> str:
+    """Adapter text for the picked names, keeping weights already typed."""
+    weights = parse_adapters(current)
+    return ", ".join(f"{name}:{weights.get(name, 1.0):g}" for name in names)
+
+
+def resolve_seed(seed) -> int:
+    """-1 (or empty) means a random seed, as in A1111."""
+    if seed is None or seed == "" or int(seed) < 0:
+        return random.randint(0, MAX_SEED)
+    return int(seed)
+
+
+def preset_choices(engine: Engine) -> list[tuple[str, str]]:
+    return [(p["label"] + ("" if p["available"] else " (not downloaded)"), p["name"]) for p in engine.presets()]
+
+
+@dataclass
+class SamplingControls:
+    """The advanced settings of a generating tab, in the order its handler takes them."""
+
+    negative_prompt: gr.Textbox
+    seed: gr.Number
+    steps: gr.Slider
+    guidance: gr.Slider
+    scheduler: gr.Dropdown
+    num_images: gr.Slider
+    adapters: gr.Textbox
+    preset: gr.Dropdown
+
+    def inputs(self) -> list:
+        return [self.negative_prompt, self.seed, self.steps, self.guidance, self.scheduler, self.num_images,
+                self.adapters, self.preset]  # fmt: skip
+
+
+def seed_box() -> gr.Number:
+    """A seed field with a dice button that draws a random seed."""
+    with gr.Row(equal_height=True):
+        seed = gr.Number(label="Seed (-1 = random)", value=0, precision=0, minimum=-1, maximum=MAX_SEED, scale=4)
+        dice = gr.Button("🎲", scale=1, min_width=40)
+    dice.click(lambda: random.randint(0, MAX_SEED), outputs=seed, api_visibility="private")
+    return seed
+
+
+def sampling_controls(engine: Engine, show_batch: bool = True) -> SamplingControls:
+    preset = engine.preset()
+    with gr.Accordion("Settings", open=False):
+        negative_prompt = gr.Textbox(label="Negative prompt", value="", lines=1, max_length=LIMITS.max_prompt_chars)
+        seed = seed_box()
+        with gr.Row():
+            steps = gr.Slider(1, LIMITS.max_steps, value=preset.steps, step=1, label="Steps")
+            guidance = gr.Slider(0.0, LIMITS.max_guidance, value=preset.guidance, step=0.1, label="Guidance (CFG)")
+        with gr.Row():
+            scheduler = gr.Dropdown([("model default", "")] + [(n, n) for n in SCHEDULERS], value="", label="Sampler")
+            num_images = gr.Slider(1, LIMITS.max_images, value=1, step=1, label="Images", visible=show_batch)
+        with gr.Row():
+            names = engine.adapters()
+            picker = gr.Dropdown(names, multiselect=True, label="LoRA adapters", scale=2)
+            adapters = gr.Textbox(label="Adapter weights (name:weight, ...)", value="", scale=3)
+        picker.change(format_adapters, [picker, adapters], adapters, api_visibility="private")
+        preset_box = gr.Dropdown(preset_choices(engine), value=engine.default_preset, label="Model preset")
+        preset_box.change(
+            lambda name: (gr.update(value=engine.preset(name).steps), gr.update(value=engine.preset(name).guidance),
+                          gr.update(choices=engine.adapters(name), value=[])),  # fmt: skip
+            preset_box, [steps, guidance, picker], api_visibility="private",
+        )
+    return SamplingControls(negative_prompt, seed, steps, guidance, scheduler, num_images, adapters, preset_box)
+
+
+def results_gallery(label: str = "Results") -> gr.Gallery:
+    """Newest results first; PNGs at native size (with their parameters), shown upscaled."""
+    return gr.Gallery(label=label, format="png", columns=4, height=420, object_fit="contain",
+                      elem_classes=[GALLERY_CLASS], interactive=False)  # fmt: skip
+
+
+def sampling_options(negative_prompt, seed, steps, guidance, scheduler, num_images, adapters, preset) -> dict:
+    """Widget values -> the engine's keyword options."""
+    return {
+        "negative_prompt": negative_prompt or "",
+        "seed": resolve_seed(seed),
+        "steps": int(steps) if steps is not None else None,
+        "guidance": float(guidance) if guidance is not None else None,
+        "scheduler": scheduler or None,
+        "num_images": int(num_images) if num_images is not None else 1,
+        "adapters": parse_adapters(adapters),
+        "preset": preset or None,
+    }
+
+
+def job_slot() -> gr.State:
+    """Per-session holder of the running job's control, so a Stop button can cancel its diffusion loop."""
+    return gr.State({})
+
+
+def stop_button(slot: gr.State, events: list) -> gr.Button:
+    """Stops the session's running job within one denoising step."""
+    button = gr.Button("Stop", variant="stop")
+
+    def stop(current: dict) -> None:
+        control = current.get("control")
+        if control is not None:
+            control.cancel.set()
+
+    button.click(stop, slot, None, cancels=events, api_visibility="private")
+    return button
+
+
+def run_and_show(job, slot: dict | None, history, progress: gr.Progress, **kwargs):
+    """Run an engine job with progress and a cancel handle; (gallery items, metadata, new history)."""
+    control = JobControl(on_step=lambda done, total: progress((done, total), desc="denoising"))
+    if slot is not None:
+        slot["control"] = control
+    result = job(control=control, **kwargs)
+    saved = save_result(result)
+    history = add_to_history(history, saved)
+    return history, result.metadata, history

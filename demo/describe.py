@@ -1,0 +1,55 @@
+"""Describe -> regenerate tab: caption an image, edit the caption, make the image again beside the original."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from models import Engine
+from models.settings import LIMITS
+
+from .controls import job_slot, results_gallery, run_and_show, sampling_controls, sampling_options, stop_button
+from .errors import user_errors
+from .examples import example_images
+from .gpu import gpu
+
+
+def build(engine: Engine) -> None:
+    defaults = engine.preset()
+    with gr.Row():
+        with gr.Column(scale=2):
+            image = gr.Image(label="Image", type="filepath", image_mode=None, format="png", elem_classes=["depict-pixelated"], height=280)
+            describe_button = gr.Button("Describe")
+            description = gr.Textbox(label="Description (edit it, then regenerate)", lines=2,
+                                     max_length=LIMITS.max_prompt_chars)  # fmt: skip
+            keep_layout = gr.Slider(0.0, 0.95, value=0.0, step=0.05,
+                                    label="Keep layout (0 = fresh image, higher keeps more of the original)")  # fmt: skip
+            controls = sampling_controls(engine)
+            regenerate_button = gr.Button("Regenerate", variant="primary")
+        with gr.Column(scale=3):
+            comparison = results_gallery("Original and regenerated")
+            fidelity = gr.JSON(label="Fidelity and parameters")
+    slot = job_slot()
+    gr.Examples([[p] for p in example_images()], inputs=[image])
+
+    @user_errors
+    @gpu
+    def describe(image, preset=engine.default_preset):
+        return engine.describe(image, preset=preset or None)
+
+    @user_errors
+    @gpu
+    def regenerate(image, description, keep_layout=0.0, negative_prompt="", seed=0, steps=defaults.steps,
+                   guidance=defaults.guidance, scheduler="", num_images=1, adapters="", preset=engine.default_preset,
+                   slot=None, progress=gr.Progress()):  # fmt: skip
+        options = sampling_options(negative_prompt, seed, steps, guidance, scheduler, num_images, adapters, preset)
+        shown, meta, _ = run_and_show(engine.regenerate, slot, [], progress, image=image, description=description,
+                                      keep_layout=float(keep_layout), **options)  # fmt: skip
+        return [(image, "original"), *shown], meta
+
+    describe_event = gr.on([describe_button.click, image.upload], describe, [image, controls.preset], description,
+                           api_name="describe", concurrency_id="captioner")  # fmt: skip
+    regenerate_event = regenerate_button.click(
+        regenerate, [image, description, keep_layout, *controls.inputs(), slot], [comparison, fidelity],
+        api_name="regenerate", concurrency_id="base_pipeline",
+    )  # fmt: skip
+    stop_button(slot, [describe_event, regenerate_event])

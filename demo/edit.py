@@ -1,0 +1,83 @@
+"""Edit tab: paint a mask and say what goes there (inpainting), or type an instruction."""
+
+from __future__ import annotations
+
+import gradio as gr
+from PIL import Image
+
+from models import Engine
+from models.settings import LIMITS
+
+from .controls import job_slot, results_gallery, run_and_show, sampling_controls, sampling_options, stop_button
+from .errors import user_errors
+from .examples import example_images
+from .gpu import gpu
+
+
+def split_editor(editor: dict | None):
+    """The editor's picture and its painted strokes' alpha as the mask."""
+    if not editor or editor.get("background") is None:
+        return None, None
+    background = editor["background"].convert("RGB")
+    layers = editor.get("layers") or []
+    mask = layers[0].getchannel("A") if layers else Image.new("L", background.size, 0)
+    return background, mask
+
+
+def build(engine: Engine) -> None:
+    defaults = engine.preset()
+    with gr.Row():
+        with gr.Column(scale=2):
+            editor = gr.ImageEditor(label="Image (paint over what to change)", type="pil", image_mode="RGBA",
+                                    brush=gr.Brush(colors=["#ffffff"], default_size=8), height=320,
+                                    elem_classes=["depict-pixelated"])  # fmt: skip
+            image = gr.Image(label="image", type="filepath", image_mode=None, format="png", visible=False)
+            mask = gr.Image(label="mask", type="filepath", image_mode=None, format="png", visible=False)
+            with gr.Tab("Inpaint"):
+                prompt = gr.Textbox(label="What goes in the painted region", lines=1, max_length=LIMITS.max_prompt_chars)
+                strength = gr.Slider(0.05, 1.0, value=1.0, step=0.05, label="Strength")
+                inpaint_button = gr.Button("Inpaint", variant="primary")
+            with gr.Tab("Instruction"):
+                instruction = gr.Textbox(label="Instruction", placeholder="make the circle green", lines=1,
+                                         max_length=LIMITS.max_prompt_chars)  # fmt: skip
+                image_guidance = gr.Slider(0.0, 10.0, value=defaults.image_guidance, step=0.1,
+                                           label="Image guidance (how closely to keep the picture)")  # fmt: skip
+                instruct_button = gr.Button("Apply instruction", variant="primary")
+            controls = sampling_controls(engine)
+        with gr.Column(scale=3):
+            gallery = results_gallery()
+            info = gr.JSON(label="Parameters", open=False)
+    history, slot = gr.State([]), job_slot()
+    gr.Examples([[p] for p in example_images()], inputs=[editor])
+    editor.change(split_editor, editor, [image, mask], api_visibility="private", show_progress="hidden")
+
+    @user_errors
+    @gpu
+    def inpaint(image, mask, prompt, strength=1.0, negative_prompt="", seed=0, steps=defaults.steps,
+                guidance=defaults.guidance, scheduler="", num_images=1, adapters="", preset=engine.default_preset,
+                history=None, slot=None, progress=gr.Progress()):  # fmt: skip
+        options = sampling_options(negative_prompt, seed, steps, guidance, scheduler, num_images, adapters, preset)
+        return run_and_show(engine.inpaint, slot, history, progress, image=image, mask=mask, prompt=prompt,
+                            strength=float(strength), **options)  # fmt: skip
+
+    @user_errors
+    @gpu
+    def instruct_edit(image, instruction, image_guidance=defaults.image_guidance, negative_prompt="", seed=0,
+                      steps=defaults.steps, guidance=defaults.guidance, scheduler="", num_images=1,
+                      preset=engine.default_preset, history=None, slot=None, progress=gr.Progress()):  # fmt: skip
+        options = sampling_options(negative_prompt, seed, steps, guidance, scheduler, num_images, "", preset)
+        return run_and_show(engine.instruct_edit, slot, history, progress, image=image, instruction=instruction,
+                            image_guidance=float(image_guidance), **options)  # fmt: skip
+
+    c = controls
+    inpaint_event = inpaint_button.click(
+        inpaint, [image, mask, prompt, strength, *c.inputs(), history, slot], [gallery, info, history],
+        api_name="inpaint", concurrency_id="base_pipeline",
+    )  # fmt: skip
+    instruct_event = instruct_button.click(
+        instruct_edit,
+        [image, instruction, image_guidance, c.negative_prompt, c.seed, c.steps, c.guidance, c.scheduler, c.num_images,
+         c.preset, history, slot],
+        [gallery, info, history], api_name="instruct_edit", concurrency_id="instruct_pipeline",
+    )  # fmt: skip
+    stop_button(slot, [inpaint_event, instruct_event])

@@ -1,0 +1,50 @@
+"""Style transfer tab: a content image redrawn with a style LoRA adapter."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from models import Engine
+from models.settings import LIMITS
+
+from .controls import job_slot, results_gallery, run_and_show, sampling_controls, sampling_options, stop_button
+from .errors import user_errors
+from .examples import example_images
+from .gpu import gpu
+
+
+def build(engine: Engine) -> None:
+    defaults = engine.preset()
+    styles = engine.adapters()
+    with gr.Row():
+        with gr.Column(scale=2):
+            image = gr.Image(label="Content image", type="filepath", image_mode=None, format="png", elem_classes=["depict-pixelated"],
+                             height=280)  # fmt: skip
+            style = gr.Dropdown(styles, value=styles[0] if styles else None, label="Style adapter", allow_custom_value=True)
+            strength = gr.Slider(0.05, 1.0, value=0.6, step=0.05, label="Strength (how much is redrawn)")
+            style_weight = gr.Slider(0.0, LIMITS.max_adapter_weight, value=1.0, step=0.05, label="Style weight")
+            prompt = gr.Textbox(label="Content description (empty: described automatically)", value="", lines=1,
+                                max_length=LIMITS.max_prompt_chars)  # fmt: skip
+            controls = sampling_controls(engine)
+            run = gr.Button("Apply style", variant="primary")
+        with gr.Column(scale=3):
+            gallery = results_gallery()
+            info = gr.JSON(label="Parameters", open=False)
+    history, slot = gr.State([]), job_slot()
+    gr.Examples([[p] for p in example_images()], inputs=[image])
+
+    @user_errors
+    @gpu
+    def style_transfer(image, style, strength=0.6, style_weight=1.0, prompt="", negative_prompt="", seed=0,
+                       steps=defaults.steps, guidance=defaults.guidance, scheduler="", num_images=1, adapters="",
+                       preset=engine.default_preset, history=None, slot=None, progress=gr.Progress()):  # fmt: skip
+        options = sampling_options(negative_prompt, seed, steps, guidance, scheduler, num_images, adapters, preset)
+        return run_and_show(engine.style_transfer, slot, history, progress, image=image, style=style or "",
+                            strength=float(strength), style_weight=float(style_weight), prompt=prompt or "",
+                            **options)  # fmt: skip
+
+    event = run.click(
+        style_transfer, [image, style, strength, style_weight, prompt, *controls.inputs(), history, slot],
+        [gallery, info, history], api_name="style_transfer", concurrency_id="base_pipeline",
+    )  # fmt: skip
+    stop_button(slot, [event])
