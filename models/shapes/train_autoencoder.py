@@ -14,7 +14,7 @@ from tqdm import tqdm
 
 from .data import prepare_scenes, psnr, to_model_range
 from .model_card import hardware, write_model_card
-from .training import EMA, Checkpoints, command_line, set_seed, set_warmup_cosine_lr
+from .training import EMA, Checkpoints, command_line, optimizer_step, set_seed, set_warmup_cosine_lr
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -86,18 +86,14 @@ def main(argv=None) -> None:
     start = state["step"]
     generator = torch.Generator().manual_seed(args.seed + start)
     began = time.time() - state.get("elapsed", 0.0)
-    progress = tqdm(range(start, args.steps), initial=start, total=args.steps, desc="autoencoder")
+    progress = tqdm(range(start, args.steps), initial=start, total=args.steps, desc="autoencoder", mininterval=10)
     for step in progress:
         batch = to_model_range(images[torch.randint(0, len(images), (args.batch_size,), generator=generator)])
         if step < args.steps * 3 // 4:
             batch = random_crops(batch, args.crop, generator)
         set_warmup_cosine_lr(optimizer, args.lr, step, warmup=100, total=args.steps)
         loss = training_loss(vae, batch, args.kl_weight)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        ema.update(vae, step)
+        optimizer_step(loss, optimizer, {ema: vae}, step)
         progress.set_postfix(loss=f"{loss.item():.4f}")
         if (step + 1) % args.checkpoint_every == 0 or step + 1 == args.steps:
             quality, _ = evaluate(ema.module, held_out[:64])

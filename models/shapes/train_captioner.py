@@ -23,7 +23,7 @@ from transformers import (
 from .data import prepare_scenes
 from .grammar import vocabulary
 from .model_card import hardware, write_model_card
-from .training import EMA, Checkpoints, command_line, set_seed, set_warmup_cosine_lr
+from .training import EMA, Checkpoints, command_line, optimizer_step, set_seed, set_warmup_cosine_lr
 
 MAX_TOKENS = 16
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
@@ -118,11 +118,7 @@ def main(argv=None) -> None:
         set_warmup_cosine_lr(optimizer, args.lr, step, warmup=200, total=args.steps)
         loss = model(pixel_values=pixel_values[index], input_ids=tokens.input_ids[index],
                      attention_mask=tokens.attention_mask[index], labels=labels[index]).loss  # fmt: skip
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        ema.update(model, step)
+        optimizer_step(loss, optimizer, {ema: model}, step)
         progress.set_postfix(loss=f"{loss.item():.4f}")
         if (step + 1) % args.eval_every == 0 or step + 1 == args.steps:
             accuracy = exact_match(ema.module, processor, held_out, held_captions)

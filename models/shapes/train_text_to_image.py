@@ -8,7 +8,6 @@ Writes a complete `StableDiffusionPipeline` folder (with the autoencoder trained
 from __future__ import annotations
 
 import argparse
-import random
 import time
 from pathlib import Path
 
@@ -20,11 +19,11 @@ from tqdm import tqdm
 from transformers import CLIPTextConfig, CLIPTextModel
 
 from .data import prepare_scenes, to_model_range
-from .grammar import ATTRIBUTE_NAMES, random_attributes, vocabulary
-from .judge import agreement, judge
+from .evaluate import score_generator
+from .grammar import vocabulary
 from .model_card import hardware, write_model_card
 from .tokenizer import MAX_LENGTH, build_tokenizer
-from .training import EMA, Checkpoints, command_line, set_seed, set_warmup_cosine_lr
+from .training import EMA, Checkpoints, command_line, optimizer_step, set_seed, set_warmup_cosine_lr
 
 NOISE = {"num_train_timesteps": 1000, "beta_schedule": "scaled_linear", "beta_start": 0.00085, "beta_end": 0.012,
          "prediction_type": "v_prediction", "steps_offset": 1}  # fmt: skip
@@ -35,16 +34,16 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--vae", default="models/bundled/vae")
     parser.add_argument("--out", default="models/bundled/text_to_image")
     parser.add_argument("--work-dir", default="runs/text_to_image")
-    parser.add_argument("--steps", type=int, default=20000)
+    parser.add_argument("--steps", type=int, default=8000)
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--lr", type=float, default=6e-4)
-    parser.add_argument("--channels", default="64,128,128", help="UNet block_out_channels")
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--channels", default="32,64,128", help="UNet block_out_channels")
     parser.add_argument("--text-width", type=int, default=128)
     parser.add_argument("--cfg-dropout", type=float, default=0.1, help="share of captions replaced by the empty prompt")
     parser.add_argument("--snr-gamma", type=float, default=5.0, help="min-SNR loss weighting")
     parser.add_argument("--scenes", type=int, default=40000)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--eval-every", type=int, default=2000)
+    parser.add_argument("--eval-every", type=int, default=1000)
     parser.add_argument("--eval-captions", type=int, default=100)
     parser.add_argument("--checkpoint-every", type=int, default=500)
     parser.add_argument("--tiny", action="store_true", help="a two-step smoke run (CI)")
@@ -136,21 +135,13 @@ def make_pipeline(vae, text_encoder, tokenizer, unet) -> StableDiffusionPipeline
 @torch.no_grad()
 def judge_pipeline(pipeline, count: int, seed: int, steps: int = 8, guidance: float = 4.0) -> dict[str, float]:
     """Share of `count` random captions whose image the judge reads right, per attribute and for all five."""
-    rng = random.Random(seed)
-    scenes = [random_attributes(rng) for _ in range(count)]
-    hits = {name: 0 for name in (*ATTRIBUTE_NAMES, "all")}
-    for start in range(0, count, 25):
-        chunk = scenes[start : start + 25]
-        images = pipeline(
-            [s.caption for s in chunk], num_inference_steps=steps, guidance_scale=guidance, height=64, width=64,
-            generator=torch.Generator().manual_seed(seed + start),
-        ).images  # fmt: skip
-        for scene, image in zip(chunk, images):
-            verdict = agreement(scene, judge(image))
-            for name, ok in verdict.items():
-                hits[name] += ok
-            hits["all"] += all(verdict.values())
-    return {name: round(value / count, 3) for name, value in hits.items()}
+
+    def generate(captions: list[str], chunk_seed: int):
+        generator = torch.Generator().manual_seed(chunk_seed)
+        return pipeline(captions, num_inference_steps=steps, guidance_scale=guidance, height=64, width=64,
+                        generator=generator).images  # fmt: skip
+
+    return score_generator(generate, count, seed)
 
 
 def main(argv=None) -> None:
@@ -164,8 +155,7 @@ def main(argv=None) -> None:
     latents, captions = encode_scenes(vae, args.scenes, args.seed, Path(args.work_dir) / f"latents-{args.scenes}-{args.seed}.safetensors")
     input_ids = tokenize(tokenizer, captions)
     empty_ids = tokenize(tokenizer, [""])
-    params = [*unet.parameters(), *text_encoder.parameters()]
-    optimizer = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.01)
+    optimizer = torch.optim.AdamW([*unet.parameters(), *text_encoder.parameters()], lr=args.lr, weight_decay=0.01)
     ema_unet, ema_text = EMA(unet, 0.999), EMA(text_encoder, 0.999)
     modules = {"unet": unet, "text_encoder": text_encoder, "ema_unet": ema_unet.module, "ema_text_encoder": ema_text.module}
     checkpoints = Checkpoints(args.work_dir)
@@ -174,19 +164,14 @@ def main(argv=None) -> None:
     generator = torch.Generator().manual_seed(args.seed + start)
     began = time.time() - state.get("elapsed", 0.0)
     history = state.get("history", [])
-    progress = tqdm(range(start, args.steps), initial=start, total=args.steps, desc="text-to-image")
+    progress = tqdm(range(start, args.steps), initial=start, total=args.steps, desc="text-to-image", mininterval=10)
     for step in progress:
         index = torch.randint(0, len(latents), (args.batch_size,), generator=generator)
         ids = input_ids[index].clone()
         ids[torch.rand(args.batch_size, generator=generator) < args.cfg_dropout] = empty_ids
         set_warmup_cosine_lr(optimizer, args.lr, step, warmup=500, total=args.steps)
         loss = diffusion_loss(unet, text_encoder, noise_scheduler, latents[index], ids, args.snr_gamma, generator)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        ema_unet.update(unet, step)
-        ema_text.update(text_encoder, step)
+        optimizer_step(loss, optimizer, {ema_unet: unet, ema_text: text_encoder}, step)
         progress.set_postfix(loss=f"{loss.item():.4f}")
         if (step + 1) % args.eval_every == 0 or step + 1 == args.steps:
             scores = judge_pipeline(make_pipeline(vae, ema_text.module, tokenizer, ema_unet.module), args.eval_captions, seed=10_000)

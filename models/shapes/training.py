@@ -36,6 +36,18 @@ class EMA:
             ema_param.lerp_(param, 1 - decay)
 
 
+def optimizer_step(loss: torch.Tensor, optimizer: torch.optim.Optimizer, averages: dict[EMA, torch.nn.Module],
+                   step: int, max_grad_norm: float = 1.0) -> None:  # fmt: skip
+    """Backward, clip, step, clear, then update each EMA from its module."""
+    loss.backward()
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    for ema, module in averages.items():
+        ema.update(module, step)
+
+
 def set_warmup_cosine_lr(optimizer: torch.optim.Optimizer, base_lr: float, step: int, warmup: int, total: int,
                         floor: float = 0.05) -> None:
     """Linear warm-up then cosine decay to `floor` times `base_lr`, set for `step`."""
