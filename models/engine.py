@@ -5,6 +5,9 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import diffusers
+import transformers
+
 from .adapters import AdapterCatalog
 from .control import JobControl
 from .devices import choose_policy
@@ -47,6 +50,8 @@ class Engine:
             self.registry[local.name] = local
             preset = local.name
         self.default_preset = preset
+        diffusers.utils.logging.disable_progress_bar()  # the engine logs each load with its time instead
+        transformers.utils.logging.disable_progress_bar()
         self.policy = choose_policy(device, dtype)
         self.cache = PipelineCache(self.policy)
         jobs = (TextToImage, Describe, Regenerate, StyleTransfer, Inpaint, InstructEdit)

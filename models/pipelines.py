@@ -26,7 +26,7 @@ from .adapters import AdapterCatalog, AdapterState
 from .captioner import Captioner
 from .devices import DevicePolicy, configure_pipeline
 from .errors import PresetUnavailable
-from .presets import Preset, is_available
+from .presets import Preset, hub_reachable, is_available
 from .settings import adapters_dir, max_loaded_presets
 
 log = logging.getLogger(__name__)
@@ -39,6 +39,8 @@ SPEED_ADAPTER = "speed"
 def load_pretrained(loader, source: str, preset: Preset, role: str, **kwargs):
     """`loader(source, ...)` from a local folder or the hub cache; a `PresetUnavailable` naming what to do otherwise."""
     local_only = Path(source).is_dir() or is_available(source)
+    if not local_only and not hub_reachable():
+        raise PresetUnavailable(preset.unavailable_message(role))
     try:
         return loader(source, local_files_only=local_only, **kwargs)
     except Exception as error:  # whatever stops a load, the user is told which preset and what to do

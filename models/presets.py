@@ -8,8 +8,12 @@ or is a single diffusers text-to-image folder.
 from __future__ import annotations
 
 import json
+import os
+import socket
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlparse
 
 from huggingface_hub import try_to_load_from_cache
 
@@ -83,6 +87,25 @@ HUB_PRESETS = {
         vae_tiny="madebyollin/taesd", steps=4, guidance=1.0, width=512, height=512, scheduler="lcm",
     ),
 }  # fmt: skip
+
+
+_REACHABLE: dict[str, tuple[float, bool]] = {}
+
+
+def hub_reachable(timeout: float = 2.0, cache_seconds: float = 60.0) -> bool:
+    """Whether the hub answers a TCP connection (remembered for a minute); False when HF_HUB_OFFLINE is set."""
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
+        return False
+    host = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname or "huggingface.co"
+    checked_at, reachable = _REACHABLE.get(host, (0.0, False))
+    if time.monotonic() - checked_at > cache_seconds:
+        try:
+            socket.create_connection((host, 443), timeout=timeout).close()
+            reachable = True
+        except OSError:
+            reachable = False
+        _REACHABLE[host] = (time.monotonic(), reachable)
+    return reachable
 
 
 def is_available(source: str) -> bool:

@@ -191,7 +191,9 @@ def test_failure_mid_job_leaves_pipeline_usable(engine):
     assert np.array_equal(pixels(reference.images[0]), pixels(again.images[0]))
 
 
-def test_hub_preset_offline_fails_with_instructions(engine):
+@pytest.mark.parametrize("offline_flag", ["1", ""])
+def test_hub_preset_offline_fails_with_instructions(engine, monkeypatch, offline_flag):
+    monkeypatch.setenv("HF_HUB_OFFLINE", offline_flag)  # set, or unset and the hub unreachable
     with pytest.raises(PresetUnavailable, match=r"sd-turbo.*huggingface-cli download stabilityai/sd-turbo.*bundled"):
         engine.text_to_image(PROMPT, preset="sd-turbo")
 

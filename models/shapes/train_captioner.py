@@ -40,11 +40,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--scenes", type=int, default=30000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--eval-every", type=int, default=1000)
+    parser.add_argument("--eval-count", type=int, default=300, help="held-out renders for the exact-match score")
     parser.add_argument("--checkpoint-every", type=int, default=500)
     parser.add_argument("--tiny", action="store_true", help="a two-step smoke run (CI)")
     args = parser.parse_args(argv)
     if args.tiny:
-        args.steps, args.scenes, args.batch_size, args.checkpoint_every, args.eval_every = 2, 32, 4, 1, 1
+        args.steps, args.scenes, args.batch_size, args.checkpoint_every, args.eval_every, args.eval_count = 2, 32, 4, 1, 1, 8
     return args
 
 
@@ -98,7 +99,7 @@ def main(argv=None) -> None:
     processor = build_processor()
     model = build_captioner(processor, args.width)
     images, scenes = prepare_scenes(args.scenes, seed=args.seed)
-    held_out, held_scenes = prepare_scenes(300, seed=args.seed + 1)
+    held_out, held_scenes = prepare_scenes(args.eval_count, seed=args.seed + 1)
     held_captions = [s.caption for s in held_scenes]
     pixel_values = processor(images=list(images.permute(0, 2, 3, 1).numpy()), return_tensors="pt").pixel_values
     tokens = processor.tokenizer([s.caption for s in scenes], padding="max_length", max_length=MAX_TOKENS, return_tensors="pt")
@@ -141,7 +142,7 @@ def main(argv=None) -> None:
             "data": f"{args.scenes} rendered scenes (seed {args.seed})",
             "wall time (s)": round(time.time() - began),
             "hardware": hardware(),
-            "exact caption match (300 held-out renders, greedy)": accuracy,
+            f"exact caption match ({args.eval_count} held-out renders, greedy)": accuracy,
             "parameters": sum(p.numel() for p in model.parameters()),
         },
     )
