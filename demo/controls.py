@@ -62,8 +62,13 @@ class SamplingControls:
     preset: gr.Dropdown
 
     def inputs(self) -> list:
-        return [self.negative_prompt, self.seed, self.steps, self.guidance, self.scheduler, self.num_images,
-                self.adapters, self.preset]  # fmt: skip
+        return list(self.fields().values())
+
+    def fields(self) -> dict:
+        """Parameter name -> widget, in the order handlers take them."""
+        return {"negative_prompt": self.negative_prompt, "seed": self.seed, "steps": self.steps,
+                "guidance": self.guidance, "scheduler": self.scheduler, "num_images": self.num_images,
+                "adapters": self.adapters, "preset": self.preset}  # fmt: skip
 
 
 def seed_box() -> gr.Number:

@@ -11,6 +11,7 @@ from .controls import job_slot, results_gallery, run_and_show, sampling_controls
 from .errors import user_errors
 from .examples import example_images
 from .gpu import gpu
+from .settings import settings_loader
 
 
 def build(engine: Engine) -> None:
@@ -25,6 +26,8 @@ def build(engine: Engine) -> None:
                                     label="Keep layout (0 = fresh image, higher keeps more of the original)")  # fmt: skip
             controls = sampling_controls(engine)
             regenerate_button = gr.Button("Regenerate", variant="primary")
+            settings_loader({"description": description, "keep_layout": keep_layout, **controls.fields()},
+                            list(engine.registry))  # fmt: skip
         with gr.Column(scale=3):
             comparison = results_gallery("Original and regenerated")
             fidelity = gr.JSON(label="Fidelity and parameters")

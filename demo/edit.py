@@ -12,6 +12,7 @@ from .controls import job_slot, results_gallery, run_and_show, sampling_controls
 from .errors import user_errors
 from .examples import example_images
 from .gpu import gpu
+from .settings import settings_loader
 
 
 def split_editor(editor: dict | None):
@@ -44,6 +45,8 @@ def build(engine: Engine) -> None:
                                            label="Image guidance (how closely to keep the picture)")  # fmt: skip
                 instruct_button = gr.Button("Apply instruction", variant="primary")
             controls = sampling_controls(engine)
+            settings_loader({"prompt": prompt, "strength": strength, "instruction": instruction,
+                             "image_guidance": image_guidance, **controls.fields()}, list(engine.registry))  # fmt: skip
         with gr.Column(scale=3):
             gallery = results_gallery()
             info = gr.JSON(label="Parameters", open=False)

@@ -11,6 +11,7 @@ from .controls import job_slot, results_gallery, run_and_show, sampling_controls
 from .errors import user_errors
 from .examples import example_images
 from .gpu import gpu
+from .settings import settings_loader
 
 
 def build(engine: Engine) -> None:
@@ -27,6 +28,8 @@ def build(engine: Engine) -> None:
                                 max_length=LIMITS.max_prompt_chars)  # fmt: skip
             controls = sampling_controls(engine)
             run = gr.Button("Apply style", variant="primary")
+            settings_loader({"style": style, "strength": strength, "style_weight": style_weight, "prompt": prompt,
+                             **controls.fields()}, list(engine.registry))  # fmt: skip
         with gr.Column(scale=3):
             gallery = results_gallery()
             info = gr.JSON(label="Parameters", open=False)

@@ -10,6 +10,7 @@ from models.settings import LIMITS
 from .controls import job_slot, results_gallery, run_and_show, sampling_controls, sampling_options, stop_button
 from .errors import user_errors
 from .gpu import gpu
+from .settings import settings_loader
 
 EXAMPLES = [
     "a small red star at the top on a blue background",
@@ -30,6 +31,8 @@ def build(engine: Engine) -> None:
                 height = gr.Slider(LIMITS.min_side, LIMITS.max_side, value=defaults.height, step=8, label="Height")
             controls = sampling_controls(engine)
             run = gr.Button("Generate", variant="primary")
+            settings_loader({"prompt": prompt, "width": width, "height": height, **controls.fields()},
+                            list(engine.registry))  # fmt: skip
         with gr.Column(scale=3):
             gallery = results_gallery()
             info = gr.JSON(label="Parameters", open=False)
