@@ -1,6 +1,8 @@
 """Train the bundled `AutoencoderKL`: 64x64 RGB <-> 16x16x4 latents of the shapes world.
 
-    python -m models.shapes.train_autoencoder --out models/bundled/vae
+    python -m models.shapes.train_autoencoder --out runs/autoencoder
+
+The text-to-image script then ships it (with this card) as the `vae` of its pipeline folder.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from .training import EMA, Checkpoints, command_line, optimizer_step, set_seed, 
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default="models/bundled/vae", help="where the trained model folder goes")
+    parser.add_argument("--out", default="runs/autoencoder", help="where the trained model folder goes")
     parser.add_argument("--work-dir", default="runs/vae", help="checkpoints (resumed from the latest)")
     parser.add_argument("--steps", type=int, default=4000)
     parser.add_argument("--batch-size", type=int, default=32)

@@ -2,12 +2,13 @@
 
 Writes a complete `StableDiffusionPipeline` folder (with the autoencoder trained before):
 
-    python -m models.shapes.train_text_to_image --vae models/bundled/vae --out models/bundled/text_to_image
+    python -m models.shapes.train_text_to_image --vae runs/autoencoder --out models/bundled/text_to_image
 """
 
 from __future__ import annotations
 
 import argparse
+import shutil
 import time
 from pathlib import Path
 
@@ -31,7 +32,7 @@ NOISE = {"num_train_timesteps": 1000, "beta_schedule": "scaled_linear", "beta_st
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--vae", default="models/bundled/vae")
+    parser.add_argument("--vae", default="runs/autoencoder", help="the trained autoencoder folder (its card is kept)")
     parser.add_argument("--out", default="models/bundled/text_to_image")
     parser.add_argument("--work-dir", default="runs/text_to_image")
     parser.add_argument("--steps", type=int, default=8000)
@@ -182,6 +183,8 @@ def main(argv=None) -> None:
             checkpoints.save(step + 1, modules, optimizer, extra)
     pipeline = make_pipeline(vae, ema_text.module, tokenizer, ema_unet.module)
     pipeline.save_pretrained(args.out)
+    if Path(args.vae, "README.md").is_file():
+        shutil.copy(Path(args.vae, "README.md"), Path(args.out, "vae", "README.md"))
     final = history[-1] if history else {}
     write_model_card(
         args.out,
