@@ -105,9 +105,9 @@ def sampling_controls(engine: Engine, show_batch: bool = True) -> SamplingContro
     return SamplingControls(negative_prompt, seed, steps, guidance, scheduler, num_images, adapters, preset_box)
 
 
-def results_gallery(label: str = "Results") -> gr.Gallery:
+def results_gallery(label: str = "Results", elem_id: str | None = None) -> gr.Gallery:
     """Newest results first; PNGs at native size (with their parameters), shown upscaled."""
-    return gr.Gallery(label=label, format="png", columns=4, height=420, object_fit="contain",
+    return gr.Gallery(label=label, format="png", columns=4, height=420, object_fit="contain", elem_id=elem_id,
                       elem_classes=[GALLERY_CLASS], interactive=False)  # fmt: skip
 
 

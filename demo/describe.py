@@ -18,18 +18,18 @@ def build(engine: Engine) -> None:
     defaults = engine.preset()
     with gr.Row():
         with gr.Column(scale=2):
-            image = gr.Image(label="Image", type="filepath", image_mode=None, format="png", elem_classes=["depict-pixelated"], height=280)
-            describe_button = gr.Button("Describe")
-            description = gr.Textbox(label="Description (edit it, then regenerate)", lines=2,
+            image = gr.Image(label="Image", elem_id="describe-image", type="filepath", image_mode=None, format="png", elem_classes=["depict-pixelated"], height=280)
+            describe_button = gr.Button("Describe", elem_id="describe-run")
+            description = gr.Textbox(label="Description (edit it, then regenerate)", elem_id="describe-text", lines=2,
                                      max_length=LIMITS.max_prompt_chars)  # fmt: skip
             keep_layout = gr.Slider(0.0, 0.95, value=0.0, step=0.05,
                                     label="Keep layout (0 = fresh image, higher keeps more of the original)")  # fmt: skip
             controls = sampling_controls(engine)
-            regenerate_button = gr.Button("Regenerate", variant="primary")
+            regenerate_button = gr.Button("Regenerate", variant="primary", elem_id="regenerate-run")
             settings_loader({"description": description, "keep_layout": keep_layout, **controls.fields()},
                             list(engine.registry))  # fmt: skip
         with gr.Column(scale=3):
-            comparison = results_gallery("Original and regenerated")
+            comparison = results_gallery("Original and regenerated", elem_id="regenerate-gallery")
             fidelity = gr.JSON(label="Fidelity and parameters")
     slot = job_slot()
     gr.Examples([[p] for p in example_images()], inputs=[image])

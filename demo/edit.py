@@ -29,26 +29,26 @@ def build(engine: Engine) -> None:
     defaults = engine.preset()
     with gr.Row():
         with gr.Column(scale=2):
-            editor = gr.ImageEditor(label="Image (paint over what to change)", type="pil", image_mode="RGBA",
+            editor = gr.ImageEditor(label="Image (paint over what to change)", elem_id="edit-editor", type="pil", image_mode="RGBA",
                                     brush=gr.Brush(colors=["#ffffff"], default_size=8), height=320,
                                     elem_classes=["depict-pixelated"])  # fmt: skip
             image = gr.Image(label="image", type="filepath", image_mode=None, format="png", visible=False)
             mask = gr.Image(label="mask", type="filepath", image_mode=None, format="png", visible=False)
             with gr.Tab("Inpaint"):
-                prompt = gr.Textbox(label="What goes in the painted region", lines=1, max_length=LIMITS.max_prompt_chars)
+                prompt = gr.Textbox(label="What goes in the painted region", elem_id="inpaint-prompt", lines=1, max_length=LIMITS.max_prompt_chars)
                 strength = gr.Slider(0.05, 1.0, value=1.0, step=0.05, label="Strength")
-                inpaint_button = gr.Button("Inpaint", variant="primary")
+                inpaint_button = gr.Button("Inpaint", variant="primary", elem_id="inpaint-run")
             with gr.Tab("Instruction"):
-                instruction = gr.Textbox(label="Instruction", placeholder="make the circle green", lines=1,
+                instruction = gr.Textbox(label="Instruction", elem_id="instruct-text", placeholder="make the circle green", lines=1,
                                          max_length=LIMITS.max_prompt_chars)  # fmt: skip
                 image_guidance = gr.Slider(0.0, 10.0, value=defaults.image_guidance, step=0.1,
                                            label="Image guidance (how closely to keep the picture)")  # fmt: skip
-                instruct_button = gr.Button("Apply instruction", variant="primary")
+                instruct_button = gr.Button("Apply instruction", variant="primary", elem_id="instruct-run")
             controls = sampling_controls(engine)
             settings_loader({"prompt": prompt, "strength": strength, "instruction": instruction,
                              "image_guidance": image_guidance, **controls.fields()}, list(engine.registry))  # fmt: skip
         with gr.Column(scale=3):
-            gallery = results_gallery()
+            gallery = results_gallery(elem_id="edit-gallery")
             info = gr.JSON(label="Parameters", open=False)
     history, slot = gr.State([]), job_slot()
     gr.Examples([[p] for p in example_images()], inputs=[editor])

@@ -19,7 +19,7 @@ def build(engine: Engine) -> None:
     styles = engine.adapters()
     with gr.Row():
         with gr.Column(scale=2):
-            image = gr.Image(label="Content image", type="filepath", image_mode=None, format="png", elem_classes=["depict-pixelated"],
+            image = gr.Image(label="Content image", elem_id="style-image", type="filepath", image_mode=None, format="png", elem_classes=["depict-pixelated"],
                              height=280)  # fmt: skip
             style = gr.Dropdown(styles, value=styles[0] if styles else None, label="Style adapter", allow_custom_value=True)
             strength = gr.Slider(0.05, 1.0, value=0.6, step=0.05, label="Strength (how much is redrawn)")
@@ -27,11 +27,11 @@ def build(engine: Engine) -> None:
             prompt = gr.Textbox(label="Content description (empty: described automatically)", value="", lines=1,
                                 max_length=LIMITS.max_prompt_chars)  # fmt: skip
             controls = sampling_controls(engine)
-            run = gr.Button("Apply style", variant="primary")
+            run = gr.Button("Apply style", variant="primary", elem_id="style-run")
             settings_loader({"style": style, "strength": strength, "style_weight": style_weight, "prompt": prompt,
                              **controls.fields()}, list(engine.registry))  # fmt: skip
         with gr.Column(scale=3):
-            gallery = results_gallery()
+            gallery = results_gallery(elem_id="style-gallery")
             info = gr.JSON(label="Parameters", open=False)
     history, slot = gr.State([]), job_slot()
     gr.Examples([[p] for p in example_images()], inputs=[image])

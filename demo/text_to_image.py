@@ -24,17 +24,17 @@ def build(engine: Engine) -> None:
     defaults = engine.preset()
     with gr.Row():
         with gr.Column(scale=2):
-            prompt = gr.Textbox(label="Prompt", lines=2, max_length=LIMITS.max_prompt_chars,
+            prompt = gr.Textbox(label="Prompt", elem_id="t2i-prompt", lines=2, max_length=LIMITS.max_prompt_chars,
                                 placeholder="a small red star at the top on a blue background")  # fmt: skip
             with gr.Row():
                 width = gr.Slider(LIMITS.min_side, LIMITS.max_side, value=defaults.width, step=8, label="Width")
                 height = gr.Slider(LIMITS.min_side, LIMITS.max_side, value=defaults.height, step=8, label="Height")
             controls = sampling_controls(engine)
-            run = gr.Button("Generate", variant="primary")
+            run = gr.Button("Generate", variant="primary", elem_id="t2i-run")
             settings_loader({"prompt": prompt, "width": width, "height": height, **controls.fields()},
                             list(engine.registry))  # fmt: skip
         with gr.Column(scale=3):
-            gallery = results_gallery()
+            gallery = results_gallery(elem_id="t2i-gallery")
             info = gr.JSON(label="Parameters", open=False)
     history, slot = gr.State([]), job_slot()
     gr.Examples([[e] for e in EXAMPLES], inputs=[prompt])

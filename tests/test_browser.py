@@ -1,0 +1,115 @@
+"""The real page in headless Chromium: each tab filled in, run, and showing a non-blank picture."""
+
+from __future__ import annotations
+
+import io
+import shutil
+import socket
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import app
+from models.shapes import render
+
+pytestmark = pytest.mark.browser
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]  # fmt: skip
+TIMEOUT_MS = 60_000
+
+
+@pytest.fixture(scope="module")
+def url(tiny_preset, engine):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    blocks, url, _ = app.launch(app.parse_args(["--port", str(port), "--preset", str(tiny_preset)]),
+                                prevent_thread_lock=True, quiet=True)  # fmt: skip
+    yield url
+    blocks.close()
+
+
+@pytest.fixture(scope="module")
+def page(url):
+    if not shutil.which(CHROMIUM):
+        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium package (.ci/run does).")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.set_default_timeout(TIMEOUT_MS)
+        page.goto(url)
+        page.get_by_role("tab", name="Text → image").wait_for()
+        yield page
+        browser.close()
+
+
+@pytest.fixture(scope="module")
+def picture(tmp_path_factory):
+    path = tmp_path_factory.mktemp("browser") / "picture.png"
+    render("a large green circle in the center on a white background", seed=1).save(path)
+    return path
+
+
+def shows_a_picture(page, gallery_id: str, shot) -> Image.Image:
+    """Wait for the gallery's first image, screenshot it, and check it is not blank."""
+    image = page.locator(f"#{gallery_id} img").first
+    image.wait_for(state="visible")
+    page.wait_for_function(
+        "id => { const i = document.querySelector(`#${id} img`); return i && i.complete && i.naturalWidth > 0; }",
+        arg=gallery_id,
+    )
+    png = image.screenshot(path=str(shot))
+    pixels = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"), dtype=float)
+    assert pixels.std() > 2, "the result image is blank"
+    return Image.open(io.BytesIO(png))
+
+
+def test_text_to_image_tab(page, tmp_path):
+    page.get_by_role("tab", name="Text → image").click()
+    page.locator("#t2i-prompt textarea").fill("a small red star at the top on a blue background")
+    page.locator("#t2i-run").click()
+    shows_a_picture(page, "t2i-gallery", tmp_path / "text_to_image.png")
+
+
+def test_describe_and_regenerate_tab(page, picture, tmp_path):
+    page.get_by_role("tab", name="Describe → regenerate").click()
+    page.locator("#describe-image input[type=file]").set_input_files(str(picture))
+    page.locator("#describe-text textarea").fill("a large green circle in the center on a white background")
+    page.locator("#regenerate-run").click()
+    shows_a_picture(page, "regenerate-gallery", tmp_path / "regenerate.png")
+
+
+def test_style_tab(page, picture, tmp_path):
+    page.get_by_role("tab", name="Style transfer").click()
+    page.locator("#style-image input[type=file]").set_input_files(str(picture))
+    page.locator("#style-run").click()
+    shows_a_picture(page, "style-gallery", tmp_path / "style.png")
+
+
+def test_edit_tab_instruction_and_painted_inpaint(page, picture, tmp_path):
+    page.get_by_role("tab", name="Edit").click()
+    page.locator("#edit-editor input[type=file]").first.set_input_files(str(picture))
+    page.get_by_role("tab", name="Instruction").click()
+    page.locator("#instruct-text textarea").fill("make the circle red")
+    page.locator("#instruct-run").click()
+    shows_a_picture(page, "edit-gallery", tmp_path / "instruct.png")
+
+    canvas = page.locator("#edit-editor canvas").first
+    box = canvas.bounding_box()
+    page.mouse.move(box["x"] + box["width"] * 0.4, box["y"] + box["height"] * 0.4)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] * 0.6, box["y"] + box["height"] * 0.6, steps=8)
+    page.mouse.up()
+    page.get_by_role("tab", name="Inpaint").click()
+    page.locator("#inpaint-prompt textarea").fill("a small blue square in the center on a white background")
+    page.locator("#inpaint-run").click()
+    page.wait_for_function(
+        "() => document.querySelectorAll('#edit-gallery img').length >= 2 || "
+        "[...document.querySelectorAll('.toast-body')].some(t => t.innerText.length > 0)"
+    )
+    shows_a_picture(page, "edit-gallery", tmp_path / "inpaint.png")
+    assert page.locator("#edit-gallery img").count() >= 2, "inpainting the painted region produced no image"
