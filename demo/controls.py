@@ -130,9 +130,16 @@ def job_slot() -> gr.State:
     return gr.State({})
 
 
-def stop_button(slot: gr.State, events: list) -> gr.Button:
-    """Stops the session's running job within one denoising step."""
-    button = gr.Button("Stop", variant="stop")
+def run_buttons(label: str, elem_id: str) -> tuple[gr.Button, gr.Button]:
+    """A primary run button and a Stop button beside it."""
+    with gr.Row():
+        run = gr.Button(label, variant="primary", elem_id=elem_id, scale=3)
+        stop = gr.Button("Stop", variant="stop", scale=1)
+    return run, stop
+
+
+def wire_stop(button: gr.Button, slot: gr.State, events: list) -> None:
+    """The Stop button cancels the session's running job within one denoising step."""
 
     def stop(current: dict) -> None:
         control = current.get("control")
@@ -140,7 +147,12 @@ def stop_button(slot: gr.State, events: list) -> gr.Button:
             control.cancel.set()
 
     button.click(stop, slot, None, cancels=events, api_visibility="private")
-    return button
+
+
+def parameters_view() -> gr.JSON:
+    """The last run's full parameters, folded away."""
+    with gr.Accordion("Parameters", open=False):
+        return gr.JSON(label="Parameters")
 
 
 def run_and_show(job, slot: dict | None, history, progress: gr.Progress, **kwargs):

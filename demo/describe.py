@@ -7,7 +7,15 @@ import gradio as gr
 from models import Engine
 from models.settings import LIMITS
 
-from .controls import job_slot, results_gallery, run_and_show, sampling_controls, sampling_options, stop_button
+from .controls import (
+    job_slot,
+    results_gallery,
+    run_and_show,
+    run_buttons,
+    sampling_controls,
+    sampling_options,
+    wire_stop,
+)
 from .errors import user_errors
 from .examples import example_images
 from .gpu import gpu
@@ -25,7 +33,7 @@ def build(engine: Engine) -> None:
             keep_layout = gr.Slider(0.0, 0.95, value=0.0, step=0.05,
                                     label="Keep layout (0 = fresh image, higher keeps more of the original)")  # fmt: skip
             controls = sampling_controls(engine)
-            regenerate_button = gr.Button("Regenerate", variant="primary", elem_id="regenerate-run")
+            regenerate_button, stop = run_buttons("Regenerate", "regenerate-run")
             settings_loader({"description": description, "keep_layout": keep_layout, **controls.fields()},
                             list(engine.registry))  # fmt: skip
         with gr.Column(scale=3):
@@ -55,4 +63,4 @@ def build(engine: Engine) -> None:
         regenerate, [image, description, keep_layout, *controls.inputs(), slot], [comparison, fidelity],
         api_name="regenerate", concurrency_id="base_pipeline",
     )  # fmt: skip
-    stop_button(slot, [describe_event, regenerate_event])
+    wire_stop(stop, slot, [describe_event, regenerate_event])

@@ -8,7 +8,16 @@ from PIL import Image
 from models import Engine
 from models.settings import LIMITS
 
-from .controls import job_slot, results_gallery, run_and_show, sampling_controls, sampling_options, stop_button
+from .controls import (
+    job_slot,
+    parameters_view,
+    results_gallery,
+    run_and_show,
+    run_buttons,
+    sampling_controls,
+    sampling_options,
+    wire_stop,
+)
 from .errors import user_errors
 from .examples import example_images
 from .gpu import gpu
@@ -37,19 +46,19 @@ def build(engine: Engine) -> None:
             with gr.Tab("Inpaint"):
                 prompt = gr.Textbox(label="What goes in the painted region", elem_id="inpaint-prompt", lines=1, max_length=LIMITS.max_prompt_chars)
                 strength = gr.Slider(0.05, 1.0, value=1.0, step=0.05, label="Strength")
-                inpaint_button = gr.Button("Inpaint", variant="primary", elem_id="inpaint-run")
+                inpaint_button, inpaint_stop = run_buttons("Inpaint", "inpaint-run")
             with gr.Tab("Instruction"):
                 instruction = gr.Textbox(label="Instruction", elem_id="instruct-text", placeholder="make the circle green", lines=1,
                                          max_length=LIMITS.max_prompt_chars)  # fmt: skip
                 image_guidance = gr.Slider(0.0, 10.0, value=defaults.image_guidance, step=0.1,
                                            label="Image guidance (how closely to keep the picture)")  # fmt: skip
-                instruct_button = gr.Button("Apply instruction", variant="primary", elem_id="instruct-run")
+                instruct_button, instruct_stop = run_buttons("Apply instruction", "instruct-run")
             controls = sampling_controls(engine)
             settings_loader({"prompt": prompt, "strength": strength, "instruction": instruction,
                              "image_guidance": image_guidance, **controls.fields()}, list(engine.registry))  # fmt: skip
         with gr.Column(scale=3):
             gallery = results_gallery(elem_id="edit-gallery")
-            info = gr.JSON(label="Parameters", open=False)
+            info = parameters_view()
     history, slot = gr.State([]), job_slot()
     gr.Examples([[p] for p in example_images()], inputs=[editor])
     editor.change(split_editor, editor, [image, mask], api_visibility="private", show_progress="hidden")
@@ -83,4 +92,5 @@ def build(engine: Engine) -> None:
          c.preset, history, slot],
         [gallery, info, history], api_name="instruct_edit", concurrency_id="instruct_pipeline",
     )  # fmt: skip
-    stop_button(slot, [inpaint_event, instruct_event])
+    wire_stop(inpaint_stop, slot, [inpaint_event])
+    wire_stop(instruct_stop, slot, [instruct_event])

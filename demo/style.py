@@ -7,7 +7,16 @@ import gradio as gr
 from models import Engine
 from models.settings import LIMITS
 
-from .controls import job_slot, results_gallery, run_and_show, sampling_controls, sampling_options, stop_button
+from .controls import (
+    job_slot,
+    parameters_view,
+    results_gallery,
+    run_and_show,
+    run_buttons,
+    sampling_controls,
+    sampling_options,
+    wire_stop,
+)
 from .errors import user_errors
 from .examples import example_images
 from .gpu import gpu
@@ -27,12 +36,12 @@ def build(engine: Engine) -> None:
             prompt = gr.Textbox(label="Content description (empty: described automatically)", value="", lines=1,
                                 max_length=LIMITS.max_prompt_chars)  # fmt: skip
             controls = sampling_controls(engine)
-            run = gr.Button("Apply style", variant="primary", elem_id="style-run")
+            run, stop = run_buttons("Apply style", "style-run")
             settings_loader({"style": style, "strength": strength, "style_weight": style_weight, "prompt": prompt,
                              **controls.fields()}, list(engine.registry))  # fmt: skip
         with gr.Column(scale=3):
             gallery = results_gallery(elem_id="style-gallery")
-            info = gr.JSON(label="Parameters", open=False)
+            info = parameters_view()
     history, slot = gr.State([]), job_slot()
     gr.Examples([[p] for p in example_images()], inputs=[image])
 
@@ -50,4 +59,4 @@ def build(engine: Engine) -> None:
         style_transfer, [image, style, strength, style_weight, prompt, *controls.inputs(), history, slot],
         [gallery, info, history], api_name="style_transfer", concurrency_id="base_pipeline",
     )  # fmt: skip
-    stop_button(slot, [event])
+    wire_stop(stop, slot, [event])

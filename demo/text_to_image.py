@@ -7,7 +7,16 @@ import gradio as gr
 from models import Engine
 from models.settings import LIMITS
 
-from .controls import job_slot, results_gallery, run_and_show, sampling_controls, sampling_options, stop_button
+from .controls import (
+    job_slot,
+    parameters_view,
+    results_gallery,
+    run_and_show,
+    run_buttons,
+    sampling_controls,
+    sampling_options,
+    wire_stop,
+)
 from .errors import user_errors
 from .gpu import gpu
 from .settings import settings_loader
@@ -30,12 +39,12 @@ def build(engine: Engine) -> None:
                 width = gr.Slider(LIMITS.min_side, LIMITS.max_side, value=defaults.width, step=8, label="Width")
                 height = gr.Slider(LIMITS.min_side, LIMITS.max_side, value=defaults.height, step=8, label="Height")
             controls = sampling_controls(engine)
-            run = gr.Button("Generate", variant="primary", elem_id="t2i-run")
+            run, stop = run_buttons("Generate", "t2i-run")
             settings_loader({"prompt": prompt, "width": width, "height": height, **controls.fields()},
                             list(engine.registry))  # fmt: skip
         with gr.Column(scale=3):
             gallery = results_gallery(elem_id="t2i-gallery")
-            info = gr.JSON(label="Parameters", open=False)
+            info = parameters_view()
     history, slot = gr.State([]), job_slot()
     gr.Examples([[e] for e in EXAMPLES], inputs=[prompt])
 
@@ -52,5 +61,4 @@ def build(engine: Engine) -> None:
         [run.click, prompt.submit], text_to_image, [prompt, *controls.inputs(), width, height, history, slot],
         [gallery, info, history], api_name="text_to_image", concurrency_id="base_pipeline",
     )  # fmt: skip
-    with gr.Row():
-        stop_button(slot, [event])
+    wire_stop(stop, slot, [event])
