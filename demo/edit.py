@@ -61,7 +61,6 @@ def build(engine: Engine) -> None:
             info = parameters_view()
     history, slot = gr.State([]), job_slot()
     gr.Examples([[p] for p in example_images()], inputs=[editor])
-    editor.change(split_editor, editor, [image, mask], api_visibility="private", show_progress="hidden")
 
     @user_errors
     @gpu
@@ -81,12 +80,17 @@ def build(engine: Engine) -> None:
         return run_and_show(engine.instruct_edit, slot, history, progress, image=image, instruction=instruction,
                             image_guidance=float(image_guidance), **options)  # fmt: skip
 
+    def from_editor(button: gr.Button):
+        """Clicking a run button first hands the editor's picture and strokes to the job's `image` and `mask`."""
+        return button.click(split_editor, editor, [image, mask], queue=False, api_visibility="private",
+                            show_progress="hidden")  # fmt: skip
+
     c = controls
-    inpaint_event = inpaint_button.click(
+    inpaint_event = from_editor(inpaint_button).then(
         inpaint, [image, mask, prompt, strength, *c.inputs(), history, slot], [gallery, info, history],
         api_name="inpaint", concurrency_id="base_pipeline",
     )  # fmt: skip
-    instruct_event = instruct_button.click(
+    instruct_event = from_editor(instruct_button).then(
         instruct_edit,
         [image, instruction, image_guidance, c.negative_prompt, c.seed, c.steps, c.guidance, c.scheduler, c.num_images,
          c.preset, history, slot],

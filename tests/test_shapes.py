@@ -82,3 +82,13 @@ def test_judge_reads_back_99_percent_of_renders():
     scenes = [random_attributes(rng) for _ in range(1000)]
     right = sum(all(agreement(s, judge(render_attributes(s, seed=i))).values()) for i, s in enumerate(scenes))
     assert right >= 990
+
+
+def test_every_caption_fits_the_text_encoder_one_token_per_word():
+    from models.shapes import vocabulary
+    from models.shapes.tokenizer import MAX_LENGTH, build_tokenizer
+
+    tokenizer = build_tokenizer(vocabulary())
+    assert all(len(tokenizer.tokenize(word)) == 1 for word in vocabulary())
+    longest = max(all_attributes(), key=lambda s: len(s.caption.split()))
+    assert len(tokenizer(longest.caption).input_ids) == len(longest.caption.split()) + 2 <= MAX_LENGTH

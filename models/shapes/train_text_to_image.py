@@ -38,7 +38,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--vae", default="runs/autoencoder", help="the trained autoencoder folder (its card is kept)")
     parser.add_argument("--out", default="models/bundled/text_to_image")
     parser.add_argument("--work-dir", default="runs/text_to_image")
-    parser.add_argument("--steps", type=int, default=7000)
+    parser.add_argument("--steps", type=int, default=6000)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--channels", default="32,64,128", help="UNet block_out_channels")
