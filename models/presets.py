@@ -11,7 +11,7 @@ import json
 import os
 import socket
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -44,7 +44,6 @@ class Preset:
     image_guidance: float = 1.5  # instruct-edit: how closely to follow the input image
     shapes_world: bool = False  # the bundled family: captions follow the shapes grammar
     local: bool = False
-    extras: dict = field(default_factory=dict)
 
     def sources(self) -> dict[str, str]:
         roles = {"text_to_image": self.text_to_image, "captioner": self.captioner, "instruct_edit": self.instruct_edit}

@@ -6,6 +6,7 @@ import random
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from models.shapes import (
     PALETTE,
@@ -75,6 +76,23 @@ def test_render_places_and_sizes_the_shape(size, position, centre, side):
         assert side[0] - 1 <= width <= side[1] + 1
         assert abs((xs.min() + xs.max() + 1) / 2 - centre[0]) <= 2.5
         assert abs((ys.min() + ys.max() + 1) / 2 - centre[1]) <= 2.5
+
+
+def degrade(image, rng: random.Random):
+    """What a generator's picture looks like: soft edges, a colour shift, pixel noise."""
+    from PIL import ImageFilter
+
+    soft = np.asarray(image.filter(ImageFilter.GaussianBlur(rng.uniform(0.5, 1.2))), np.float32)
+    shifted = soft + np.array([rng.uniform(-12, 12) for _ in range(3)])
+    noisy = shifted + np.random.default_rng(rng.randrange(2**30)).normal(0, 4, soft.shape)
+    return Image.fromarray(np.clip(noisy, 0, 255).astype(np.uint8))
+
+
+def test_judge_reads_degraded_renders_too():
+    rng = random.Random(7)
+    scenes = [random_attributes(rng) for _ in range(300)]
+    right = sum(all(agreement(s, judge(degrade(render_attributes(s, seed=i), rng))).values()) for i, s in enumerate(scenes))
+    assert right >= 294
 
 
 def test_judge_reads_back_99_percent_of_renders():
