@@ -78,6 +78,7 @@ def test_text_to_image_tab(page, tmp_path):
 def test_describe_and_regenerate_tab(page, picture, tmp_path):
     page.get_by_role("tab", name="Describe → regenerate").click()
     page.locator("#describe-image input[type=file]").set_input_files(str(picture))
+    page.wait_for_timeout(3000)  # uploading describes the picture into the text box; type after it
     page.locator("#describe-text textarea").fill("a large green circle in the center on a white background")
     page.locator("#regenerate-run").click()
     shows_a_picture(page, "regenerate-gallery", tmp_path / "regenerate.png")
