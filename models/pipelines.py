@@ -100,10 +100,11 @@ class LoadedPreset:
         return self._pipelines[key]
 
     def _build(self, role: str):
-        if role == "image_to_image":
-            return AutoPipelineForImage2Image.from_pipe(self.base)
-        if role == "inpaint":
-            return AutoPipelineForInpainting.from_pipe(self.base)
+        if role in ("image_to_image", "inpaint"):
+            auto = AutoPipelineForImage2Image if role == "image_to_image" else AutoPipelineForInpainting
+            pipeline = auto.from_pipe(self.base)
+            pipeline.set_progress_bar_config(disable=True)
+            return pipeline
         if role == "instruct_edit":
             return self._build_instruct()
         if role == "captioner":
