@@ -1,4 +1,9 @@
-"""Instruction editing (InstructPix2Pix): "make the circle green"."""
+"""Instruction editing (InstructPix2Pix): "make the circle green".
+
+Hub presets pass the instruction through; the bundled (shapes-world) model is conditioned on the edit's
+canonical text, so its instructions are parsed first and anything outside the world's instructions is refused
+with the list of what is understood.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ from dataclasses import dataclass
 
 from ..images import load_image
 from ..presets import Preset
+from ..shapes.instructions import parse_instruction
 from .base import Job, Prepared, SamplingParams, check_range, check_sampling, check_text, resolve
 from .image_to_image import working_image
 
@@ -23,6 +29,8 @@ class InstructEdit(Job):
 
     def check_inputs(self, params: InstructEditParams, preset: Preset) -> None:
         check_text(params.instruction, "instruction", required=True)
+        if preset.shapes_world:
+            parse_instruction(params.instruction)
         if params.image_guidance is not None:
             check_range(params.image_guidance, "image_guidance", 0.0, 10.0)
         if params.adapters:
@@ -35,6 +43,7 @@ class InstructEdit(Job):
         image = working_image(load_image(params.image), loaded.preset)
         resolved = resolve(params, loaded.preset, *image.size)
         image_guidance = params.image_guidance if params.image_guidance is not None else loaded.preset.image_guidance
-        args = {"prompt": params.instruction, "negative_prompt": params.negative_prompt or None, "image": image,
+        prompt = parse_instruction(params.instruction).prompt if loaded.preset.shapes_world else params.instruction
+        args = {"prompt": prompt, "negative_prompt": params.negative_prompt or None, "image": image,
                 "image_guidance_scale": image_guidance}  # fmt: skip
         return Prepared(role=self.role, args=args, resolved=resolved, adapters={})

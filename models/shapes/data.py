@@ -8,11 +8,11 @@ import numpy as np
 import torch
 
 from .grammar import Attributes, random_attributes
-from .render import render_attributes
+from .styles import PLAIN, render_styled
 
 
-def prepare_scenes(count: int, seed: int) -> tuple[torch.Tensor, list[Attributes]]:
-    """Render `count` random scenes.
+def prepare_scenes(count: int, seed: int, style: str = PLAIN) -> tuple[torch.Tensor, list[Attributes]]:
+    """Render `count` random scenes (in a rendering style of `styles.py`).
 
     Returns:
         images: uint8 tensor (count, 3, 64, 64).
@@ -20,7 +20,7 @@ def prepare_scenes(count: int, seed: int) -> tuple[torch.Tensor, list[Attributes
     """
     rng = random.Random(seed)
     scenes = [random_attributes(rng) for _ in range(count)]
-    images = np.stack([np.asarray(render_attributes(s, seed=rng.randrange(2**31))) for s in scenes])
+    images = np.stack([np.asarray(render_styled(s, rng.randrange(2**31), style)) for s in scenes])
     return torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(), scenes
 
 

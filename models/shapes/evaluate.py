@@ -76,3 +76,85 @@ def score_regenerate(engine, count: int, seed: int = 0, keep_layout: float = 0.0
         result = engine.regenerate(original, engine.describe(original), keep_layout=keep_layout, seed=seed + index)
         pairs.append((scene, judge(result.images[0])))
     return tally(pairs)
+
+
+def score_style_transfer(transfer: Callable[[Image.Image, str, int], Image.Image], style: str, count: int,
+                         seed: int = 0) -> dict[str, float]:  # fmt: skip
+    """`transfer(content, caption, seed)` on fresh plain renders: is the style judged right, is the content kept?
+
+    Returns the share with the style right, each content attribute kept (shape, colour, background; size and
+    position too), and `all`: style right with shape, colour and background kept.
+    """
+    from .render import render_attributes
+    from .styles import judge_style
+
+    pairs, styled, both = [], 0, 0
+    for index, scene in enumerate(random_scenes(count, seed)):
+        image = transfer(render_attributes(scene, seed=seed + index), scene.caption, seed + index)
+        found = judge(image)
+        right = judge_style(image) == style
+        kept = all(getattr(found, name) == getattr(scene, name) for name in ("shape", "color", "background"))
+        styled += right
+        both += right and kept
+        pairs.append((scene, found))
+    kept_shares = {name: share for name, share in tally(pairs).items() if name != "all"}
+    return {"style": round(styled / max(count, 1), 3), **kept_shares, "all": round(both / max(count, 1), 3)}
+
+
+def score_instruct_edit(edit: Callable[[Image.Image, str, int], Image.Image], count: int,
+                        seed: int = 0) -> dict[str, float]:  # fmt: skip
+    """`edit(image, instruction, seed)` on fresh renders with random one-attribute instructions.
+
+    Returns, per attribute, the share judged equal to the expected scene, `changed` (the requested attribute
+    has its new value) and `all` (the requested change made and every other attribute kept).
+    """
+    from .instructions import random_edit
+    from .render import render_attributes
+
+    rng = random.Random(seed)
+    pairs, changed = [], 0
+    for index in range(count):
+        scene = random_attributes(rng)
+        instruction, request = random_edit(scene, rng)
+        found = judge(edit(render_attributes(scene, seed=seed + index), instruction, seed + index))
+        changed += getattr(found, request.attribute) == request.value
+        pairs.append((request.apply(scene), found))
+    return {**tally(pairs), "changed": round(changed / max(count, 1), 3)}
+
+
+def region_mask(scene: Attributes, seed: int, margin: float = 4.0) -> Image.Image:
+    """A mask (255 = repaint) over the shape's bounding box grown by `margin` pixels."""
+    from .render import IMAGE_SIZE, layout
+
+    cx, cy, side = layout(scene, seed)
+    half = side / 2 + margin
+    mask = Image.new("L", (IMAGE_SIZE, IMAGE_SIZE), 0)
+    mask.paste(255, tuple(int(round(v)) for v in (cx - half, cy - half, cx + half, cy + half)))
+    return mask
+
+
+def score_inpaint(inpaint: Callable[[Image.Image, Image.Image, str, int], Image.Image], count: int,
+                  seed: int = 0) -> dict[str, float]:  # fmt: skip
+    """`inpaint(image, mask, caption, seed)`: a mask over the shape, a caption with a new shape and colour.
+
+    Returns the judge's shares against the new caption (`all`: the region shows what the prompt says) and
+    `psnr_outside`: the mean PSNR of the pixels outside the mask against the original (capped at 100 dB).
+    """
+    import numpy as np
+
+    from ..metrics import psnr
+    from .grammar import COLORS, SHAPES
+    from .render import render_attributes
+
+    rng = random.Random(seed)
+    pairs, outside = [], []
+    for index in range(count):
+        scene = random_attributes(rng)
+        colors = [c for c in COLORS if c not in (scene.color, scene.background)]
+        target = scene.replace(color=rng.choice(colors), shape=rng.choice([s for s in SHAPES if s != scene.shape]))
+        original = render_attributes(scene, seed=seed + index)
+        mask = region_mask(scene, seed + index)
+        result = inpaint(original, mask, target.caption, seed + index)
+        pairs.append((target, judge(result)))
+        outside.append(psnr(original, result, mask=np.asarray(mask) == 0))
+    return {**tally(pairs), "psnr_outside": round(float(np.mean(outside)), 2)}

@@ -11,10 +11,12 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image
+from scipy import ndimage
 
 from .grammar import PALETTE, Attributes
-from .render import IMAGE_SIZE, STAR_INNER_RATIO, shape_polygon
+from .render import IMAGE_SIZE, STAR_INNER_RATIO, draw_coverage
+from .styles import PIXEL_BLOCK, blockiness
 
 _PALETTE_NAMES = list(PALETTE)
 _PALETTE_RGB = np.array([PALETTE[n] for n in _PALETTE_NAMES], dtype=np.float32)
@@ -67,7 +69,6 @@ def _hull_area(mask: np.ndarray) -> float:
 
 
 _STAR_BOX = (2 * math.sin(2 * math.pi / 5), 1 + math.cos(math.pi / 5))  # star box width, height per outer radius
-_SUPERSAMPLE = 4
 _SCALES = (1.0, 1.1, 1.2)
 
 
@@ -80,21 +81,17 @@ def _placement(shape: str, box: tuple[int, int, int, int]) -> tuple[float, float
     return (x0 + x1) / 2, (y0 + y1) / 2, ((x1 - x0) + (y1 - y0)) / 2
 
 
-def _template(shape: str, cx: float, cy: float, side: float) -> np.ndarray:
-    """The renderer's ideal coverage of a shape, anti-aliased like a render."""
-    s = _SUPERSAMPLE
-    canvas = Image.new("L", (IMAGE_SIZE * s, IMAGE_SIZE * s), 0)
-    draw = ImageDraw.Draw(canvas)
-    polygon = shape_polygon(shape, cx * s, cy * s, side * s)
-    if polygon is None:
-        r = side * s / 2
-        draw.ellipse((cx * s - r, cy * s - r, cx * s + r, cy * s + r), fill=255)
-    else:
-        draw.polygon(polygon, fill=255)
-    return np.asarray(canvas.resize((IMAGE_SIZE, IMAGE_SIZE), Image.Resampling.BOX), np.float32) / 255
+def _template(shape: str, cx: float, cy: float, side: float, pixelated: bool) -> np.ndarray:
+    """The renderer's ideal coverage of a shape, anti-aliased like a render (in 4x4 blocks if `pixelated`)."""
+    coverage = draw_coverage(shape, cx, cy, side).resize((IMAGE_SIZE, IMAGE_SIZE), Image.Resampling.BOX)
+    if pixelated:
+        coverage = coverage.resize((IMAGE_SIZE // PIXEL_BLOCK,) * 2, Image.Resampling.BOX)
+        coverage = coverage.resize((IMAGE_SIZE, IMAGE_SIZE), Image.Resampling.NEAREST)
+    return np.asarray(coverage, np.float32) / 255
 
 
-def _classify_shape(alpha: np.ndarray, box: tuple[int, int, int, int], fill: float, solidity: float) -> str:
+def _classify_shape(alpha: np.ndarray, box: tuple[int, int, int, int], fill: float, solidity: float,
+                    pixelated: bool) -> str:  # fmt: skip
     """The ideal shape closest to the coverage around its box; prototype distance breaks near ties."""
     x0, y0, x1, y1 = box
     window = (slice(max(0, y0 - 3), y1 + 3), slice(max(0, x0 - 3), x1 + 3))
@@ -104,7 +101,7 @@ def _classify_shape(alpha: np.ndarray, box: tuple[int, int, int, int], fill: flo
     def score(shape: str) -> float:
         cx, cy, side = _placement(shape, box)
         # thin tips fall below half coverage when edges are soft: let the outline grow a little to fit
-        mismatch = min(np.abs(observed - _template(shape, cx, cy, side * scale)[window]).mean() for scale in _SCALES)
+        mismatch = min(np.abs(observed - _template(shape, cx, cy, side * scale, pixelated)[window]).mean() for scale in _SCALES)
         prototype = math.dist((fill, solidity), _SHAPE_PROTOTYPES[shape])
         return mismatch + 0.05 * prototype
 
@@ -127,18 +124,28 @@ def shape_alpha(image: Image.Image) -> tuple[np.ndarray, str, str]:
     background_rgb = np.median(border, axis=0)
     background = _nearest_color(background_rgb)
     distance = np.linalg.norm(pixels - background_rgb, axis=2)
-    candidates = pixels[distance > max(_MIN_COLOR_DISTANCE, 0.5 * distance.max())]
+    candidates = pixels[distance > max(_MIN_COLOR_DISTANCE, 0.25 * distance.max())]
     if len(candidates) == 0:
         return np.zeros(distance.shape, np.float32), background, _nearest_color(background_rgb, exclude=background)
-    shape_rgb = np.median(candidates, axis=0)
+    # the palette colour most pixels away from the background are close to (stripes and dots are the minority)
+    distances = np.linalg.norm(candidates[:, None, :] - _PALETTE_RGB[None], axis=2)
+    distances[:, _PALETTE_NAMES.index(background)] = np.inf
+    labels = distances.argmin(axis=1)
+    pure = distances.min(axis=1) < _MIN_COLOR_DISTANCE  # not a blend with the background, nor a stripe's shade
+    label = int(np.bincount(labels[pure] if pure.any() else labels).argmax())
+    color = _PALETTE_NAMES[label]
+    shape_rgb = np.median(candidates[labels == label], axis=0)
     direction = shape_rgb - background_rgb
     alpha = np.clip((pixels - background_rgb) @ direction / max(float(direction @ direction), 1e-6), 0.0, 1.0)
-    return alpha, background, _nearest_color(shape_rgb, exclude=background)
+    return alpha, background, color
 
 
 def judge(image: Image.Image) -> Attributes:
     """Read an image of the shapes world back into its attributes."""
     alpha, background, color = shape_alpha(image)
+    # outlines, stripes and dots enclose the shape's area: count it as covered
+    alpha = np.maximum(alpha, ndimage.binary_fill_holes(alpha > 0.5))
+    pixelated = blockiness(np.asarray(image.convert("RGB").resize((IMAGE_SIZE, IMAGE_SIZE)), np.float32)) > 0.6
     mask = alpha > 0.5
     if mask.sum() < 4:
         # Nothing drawn: the closest reading is the smallest, most central square.
@@ -150,7 +157,7 @@ def judge(image: Image.Image) -> Attributes:
     fill = area / (width * height)
     solidity = area / max(_hull_area(mask), 1.0)
     box = (int(x0), int(y0), int(x1), int(y1))
-    shape = _classify_shape(alpha, box, fill, solidity)
+    shape = _classify_shape(alpha, box, fill, solidity, pixelated)
     cx, cy, side = _placement(shape, box)  # a star's box is not centred on the star
     size = "large" if side >= _SIZE_THRESHOLD else "small"
     position = _position(cx - IMAGE_SIZE / 2, cy - IMAGE_SIZE / 2)

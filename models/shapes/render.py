@@ -62,20 +62,31 @@ def shape_polygon(shape: str, cx: float, cy: float, side: float) -> list[tuple[f
     raise ValueError(f"Unknown shape {shape!r}.")
 
 
-def render_attributes(attributes: Attributes, seed: int = 0) -> Image.Image:
-    """Render a scene: flat colours, edges anti-aliased by 4x supersampling."""
-    cx, cy, side = layout(attributes, seed)
-    s = _SUPERSAMPLE
-    canvas = Image.new("RGB", (IMAGE_SIZE * s, IMAGE_SIZE * s), PALETTE[attributes.background])
+def draw_coverage(shape: str, cx: float, cy: float, side: float, supersample: int = _SUPERSAMPLE) -> Image.Image:
+    """A shape's coverage (255 inside) on a canvas `supersample` times the image size."""
+    s = supersample
+    canvas = Image.new("L", (IMAGE_SIZE * s, IMAGE_SIZE * s), 0)
     draw = ImageDraw.Draw(canvas)
-    fill = PALETTE[attributes.color]
-    polygon = shape_polygon(attributes.shape, cx * s, cy * s, side * s)
+    polygon = shape_polygon(shape, cx * s, cy * s, side * s)
     if polygon is None:
         r = side * s / 2
-        draw.ellipse((cx * s - r, cy * s - r, cx * s + r, cy * s + r), fill=fill)
+        draw.ellipse((cx * s - r, cy * s - r, cx * s + r, cy * s + r), fill=255)
     else:
-        draw.polygon(polygon, fill=fill)
-    return canvas.resize((IMAGE_SIZE, IMAGE_SIZE), Image.Resampling.BOX)
+        draw.polygon(polygon, fill=255)
+    return canvas
+
+
+def shape_coverage(attributes: Attributes, seed: int = 0, supersample: int = _SUPERSAMPLE) -> Image.Image:
+    """The scene's shape coverage at its seeded layout, supersampled."""
+    return draw_coverage(attributes.shape, *layout(attributes, seed), supersample=supersample)
+
+
+def render_attributes(attributes: Attributes, seed: int = 0) -> Image.Image:
+    """Render a scene: flat colours, edges anti-aliased by 4x supersampling."""
+    coverage = shape_coverage(attributes, seed)
+    background = Image.new("RGB", coverage.size, PALETTE[attributes.background])
+    shape = Image.new("RGB", coverage.size, PALETTE[attributes.color])
+    return Image.composite(shape, background, coverage).resize((IMAGE_SIZE, IMAGE_SIZE), Image.Resampling.BOX)
 
 
 def render(caption: str, seed: int = 0) -> Image.Image:

@@ -66,12 +66,23 @@ def build_captioner(processor: BlipProcessor, width: int) -> BlipForConditionalG
     )  # fmt: skip
     vision = BlipVisionConfig(
         hidden_size=width, intermediate_size=2 * width, num_hidden_layers=3, num_attention_heads=4,
-        image_size=64, patch_size=8,
+        image_size=64, patch_size=8, initializer_range=0.02,  # BLIP's default (1e-10) is for fine-tuning
     )  # fmt: skip
     model = BlipForConditionalGeneration(BlipConfig(text_config=text.to_dict(), vision_config=vision.to_dict()))
+    with torch.no_grad():  # a fresh ViT learns where things are far sooner from 2-D sin-cos positions (as in MAE)
+        model.vision_model.embeddings.position_embedding[0, 1:] = sincos_positions(width, 64 // 8)
     model.generation_config.max_new_tokens = MAX_TOKENS
     model.generation_config.num_beams = 1
     return model
+
+
+def sincos_positions(width: int, grid: int) -> torch.Tensor:
+    """Fixed 2-D sine-cosine position embeddings (grid * grid, width): half the channels for x, half for y."""
+    quarter = width // 4
+    frequencies = 1.0 / 100 ** (torch.arange(quarter) / quarter)
+    ys, xs = torch.meshgrid(torch.arange(grid, dtype=torch.float32), torch.arange(grid, dtype=torch.float32), indexing="ij")
+    parts = [f(coordinate.flatten()[:, None] * frequencies) for coordinate in (xs, ys) for f in (torch.sin, torch.cos)]
+    return torch.cat(parts, dim=1)
 
 
 def caption_batch(model, processor, images) -> list[str]:

@@ -23,6 +23,7 @@ from .data import prepare_scenes, to_model_range
 from .evaluate import score_generator
 from .grammar import vocabulary
 from .model_card import hardware, write_model_card
+from .styles import PLAIN
 from .tokenizer import MAX_LENGTH, build_tokenizer
 from .training import EMA, Checkpoints, command_line, optimizer_step, set_seed, set_warmup_cosine_lr
 
@@ -94,14 +95,20 @@ def build_unet(channels: tuple[int, ...], cross_attention_dim: int, in_channels:
 
 
 @torch.no_grad()
-def encode_scenes(vae: AutoencoderKL, count: int, seed: int, cache: Path) -> tuple[torch.Tensor, list[str]]:
-    """Scaled mean latents (count, 4, 16, 16) and captions of `count` scenes, cached in `cache`."""
+def encode_images(vae: AutoencoderKL, images: torch.Tensor) -> torch.Tensor:
+    """uint8 images (n, 3, 64, 64) -> scaled mean latents (n, 4, 16, 16)."""
+    latents = torch.cat([vae.encode(to_model_range(chunk)).latent_dist.mean for chunk in images.split(500)])
+    return latents * vae.config.scaling_factor
+
+
+@torch.no_grad()
+def encode_scenes(vae: AutoencoderKL, count: int, seed: int, cache: Path, style: str = PLAIN) -> tuple[torch.Tensor, list[str]]:
+    """Scaled mean latents (count, 4, 16, 16) and captions of `count` scenes in `style`, cached in `cache`."""
     if cache.exists():
         stored = load_file(cache)
         return stored["latents"], cache.with_suffix(".txt").read_text().splitlines()
-    images, scenes = prepare_scenes(count, seed)
-    latents = torch.cat([vae.encode(to_model_range(chunk)).latent_dist.mean for chunk in images.split(500)])
-    latents = latents * vae.config.scaling_factor
+    images, scenes = prepare_scenes(count, seed, style)
+    latents = encode_images(vae, images)
     cache.parent.mkdir(parents=True, exist_ok=True)
     save_file({"latents": latents.contiguous()}, cache)
     captions = [s.caption for s in scenes]

@@ -1,0 +1,109 @@
+"""Rendering styles of the shapes world and a judge that tells them apart.
+
+A style changes how the shape is drawn, never what it is: `outline` (a 2 px stroke, background inside),
+`striped` (horizontal bands of a contrasting shade), `dotted` (a grid of dots of that shade) and `pixelated`
+(the whole image in 4x4 blocks). `plain` is the world's default flat rendering.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image, ImageFilter
+from scipy import ndimage
+
+from .grammar import PALETTE, Attributes
+from .render import IMAGE_SIZE, render_attributes, shape_coverage
+
+STYLES = ("outline", "striped", "dotted", "pixelated")
+PLAIN = "plain"
+PIXEL_BLOCK = 4
+_STROKE = 2  # px
+_PERIOD = 6  # px between stripes and between dots
+_SUPERSAMPLE = 4
+
+
+def accent(color: str, background: str) -> tuple[int, int, int]:
+    """The shade for stripes and dots: a darker or lighter version of the colour, whichever stands out more
+    from both the colour and the background."""
+    rgb, back = (np.array(PALETTE[name], dtype=np.float32) for name in (color, background))
+    shades = (rgb * 0.4, rgb + 0.65 * (255 - rgb))
+    shade = max(shades, key=lambda s: min(np.linalg.norm(s - rgb), np.linalg.norm(s - back)))
+    return tuple(int(round(v)) for v in shade)
+
+
+def _pattern(style: str, size: int) -> np.ndarray:
+    """Where the accent shade goes, on a supersampled canvas of `size` pixels."""
+    y, x = np.mgrid[0:size, 0:size] / _SUPERSAMPLE
+    if style == "striped":
+        return (y % _PERIOD) < 2
+    centre = _PERIOD / 2
+    return (x % _PERIOD - centre) ** 2 + (y % _PERIOD - centre) ** 2 <= 1.6**2
+
+
+def render_styled(attributes: Attributes, seed: int = 0, style: str = PLAIN) -> Image.Image:
+    """Render a scene in one of `STYLES` (or `plain`); the layout for a seed is the same in every style."""
+    if style == PLAIN:
+        return render_attributes(attributes, seed)
+    if style == "pixelated":
+        small = render_attributes(attributes, seed).resize((IMAGE_SIZE // PIXEL_BLOCK,) * 2, Image.Resampling.BOX)
+        return small.resize((IMAGE_SIZE, IMAGE_SIZE), Image.Resampling.NEAREST)
+    if style not in STYLES:
+        raise ValueError(f"Unknown style {style!r}; styles are {', '.join(STYLES)}.")
+    coverage = shape_coverage(attributes, seed, supersample=_SUPERSAMPLE)
+    size = coverage.size[0]
+    if style == "outline":
+        inner = coverage.filter(ImageFilter.MinFilter(2 * _STROKE * _SUPERSAMPLE + 1))
+        paint = np.asarray(coverage, np.float32) / 255 * (1 - np.asarray(inner, np.float32) / 255)
+        colors = [(paint, PALETTE[attributes.color])]
+    else:
+        fill = np.asarray(coverage, np.float32) / 255
+        spots = _pattern(style, size)
+        colors = [(fill * ~spots, PALETTE[attributes.color]), (fill * spots, accent(attributes.color, attributes.background))]
+    canvas = np.broadcast_to(np.array(PALETTE[attributes.background], np.float32), (size, size, 3)).copy()
+    for weight, rgb in colors:
+        canvas += weight[..., None] * (np.array(rgb, np.float32) - canvas) * (weight[..., None] > 0)
+    image = Image.fromarray(canvas.round().clip(0, 255).astype(np.uint8))
+    return image.resize((IMAGE_SIZE, IMAGE_SIZE), Image.Resampling.BOX)
+
+
+def blockiness(pixels: np.ndarray) -> float:
+    """Share of the image's edge energy that lies on the 4x4 block grid (1/4 for an unaligned image)."""
+    energy = []
+    for axis in (0, 1):
+        diff = np.abs(np.diff(pixels, axis=axis)).sum(axis=2)
+        energy.append(diff.sum(axis=1 - axis))  # per boundary index along `axis`
+    total = sum(e.sum() for e in energy)
+    on_grid = sum(e[PIXEL_BLOCK - 1 :: PIXEL_BLOCK].sum() for e in energy)
+    return float(on_grid / max(total, 1e-6))
+
+
+def shape_masks(pixels: np.ndarray, background_rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(painted, filled): pixels away from the background, and the same with enclosed holes filled."""
+    painted = np.linalg.norm(pixels - background_rgb, axis=2) > 30
+    return painted, ndimage.binary_fill_holes(painted)
+
+
+def judge_style(image: Image.Image) -> str:
+    """`plain` or one of `STYLES`, read from the pixels."""
+    pixels = np.asarray(image.convert("RGB").resize((IMAGE_SIZE, IMAGE_SIZE)), dtype=np.float32)
+    if blockiness(pixels) > 0.6:
+        return "pixelated"
+    border = np.concatenate([pixels[:2].reshape(-1, 3), pixels[-2:].reshape(-1, 3),
+                             pixels[:, :2].reshape(-1, 3), pixels[:, -2:].reshape(-1, 3)])  # fmt: skip
+    painted, filled = shape_masks(pixels, np.median(border, axis=0))
+    if filled.sum() < 16:
+        return PLAIN
+    if painted.sum() < 0.96 * filled.sum():  # background showing inside the shape
+        return "outline"
+    interior = ndimage.binary_erosion(filled, iterations=2)
+    if interior.sum() < 16:
+        return PLAIN
+    inside = pixels[interior]
+    main = np.median(inside, axis=0)
+    off = np.zeros(interior.shape, bool)
+    off[interior] = np.linalg.norm(inside - main, axis=1) > 45
+    if off[interior].mean() < 0.08:
+        return PLAIN
+    rows = [off[y][interior[y]].mean() for y in range(IMAGE_SIZE) if interior[y].sum() >= 4]
+    mixed_rows = float(np.mean([min(f, 1 - f) for f in rows]))
+    return "striped" if mixed_rows < 0.12 else "dotted"
