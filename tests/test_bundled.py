@@ -8,7 +8,8 @@ import pytest
 from models import Engine
 from models.presets import DEFAULT_PRESET
 from models.shapes import render
-from models.shapes.evaluate import score_text_to_image
+from models.shapes import parse
+from models.shapes.evaluate import score_describe, score_regenerate, score_text_to_image
 
 PROMPT = "a large yellow circle in the center on a purple background"
 
@@ -42,3 +43,14 @@ def test_regenerate_keeping_layout_stays_closer_to_the_original(bundled):
     kept = bundled.regenerate(original, PROMPT, keep_layout=0.8, seed=3).metadata["fidelity"]
     fresh = bundled.regenerate(original, PROMPT, keep_layout=0.0, seed=3).metadata["fidelity"]
     assert kept["psnr"] > fresh["psnr"] and kept["all_kept"]
+
+
+def test_describe_writes_the_caption_of_a_render(bundled):
+    scores = score_describe(bundled, count=40, seed=600)
+    assert scores["exact"] >= 0.8, scores
+    assert parse(bundled.describe(render(PROMPT, seed=4))).shape == "circle"
+
+
+def test_describe_then_regenerate_keeps_the_scene(bundled):
+    scores = score_regenerate(bundled, count=20, seed=700)
+    assert scores["all"] >= 0.6, scores

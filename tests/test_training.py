@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 
-from diffusers import AutoencoderKL, StableDiffusionPipeline
+from diffusers import AutoencoderKL, StableDiffusionInstructPix2PixPipeline, StableDiffusionPipeline
 from transformers import BlipForConditionalGeneration
 
-from models.shapes import train_autoencoder, train_captioner, train_text_to_image
+from models.shapes import train_autoencoder, train_captioner, train_instruct_edit, train_style_lora, train_text_to_image
 
 
 def test_autoencoder_script(tmp_path):
@@ -21,7 +21,7 @@ def test_autoencoder_script(tmp_path):
     assert sorted(p.name for p in work.iterdir()) == ["checkpoint-1", "checkpoint-2"]
 
 
-def test_text_to_image_and_captioner_scripts(tmp_path):
+def test_text_to_image_captioner_style_and_instruct_scripts(tmp_path):
     train_autoencoder.main(["--tiny", "--out", str(tmp_path / "vae"), "--work-dir", str(tmp_path / "w0")])
     t2i = tmp_path / "t2i"
     train_text_to_image.main(["--tiny", "--vae", str(tmp_path / "vae"), "--out", str(t2i), "--work-dir", str(tmp_path / "w1")])
@@ -33,3 +33,21 @@ def test_text_to_image_and_captioner_scripts(tmp_path):
     captioner = tmp_path / "captioner"
     train_captioner.main(["--tiny", "--out", str(captioner), "--work-dir", str(tmp_path / "w2")])
     assert BlipForConditionalGeneration.from_pretrained(captioner).config.vision_config.image_size == 64
+
+    styles = tmp_path / "styles"
+    train_style_lora.main(["--tiny", "--style", "striped", "--base", str(t2i), "--out", str(styles), "--work-dir", str(tmp_path / "w3")])
+    pipeline.load_lora_weights(str(styles), weight_name="striped.safetensors", adapter_name="striped")
+    assert pipeline.get_list_adapters() == {"unet": ["striped"]}
+    lora_modules = {name.rsplit(".lora_A", 1)[0] for name, _ in pipeline.unet.named_parameters() if ".lora_A." in name}
+    assert any(name.endswith("attn2.to_k") for name in lora_modules) and any(name.endswith("conv1") for name in lora_modules)
+    assert (styles / "striped.safetensors").stat().st_size < 1_000_000
+    assert "style" in json.loads((styles / "striped.json").read_text())["style transfer judged (strength 0.6, 8 steps, guidance 4)"]
+
+    instruct = tmp_path / "instruct"
+    train_instruct_edit.main(["--tiny", "--base", str(t2i), "--out", str(instruct), "--work-dir", str(tmp_path / "w4")])
+    assert not (instruct / "vae").exists() and not (instruct / "text_encoder").exists()  # shared with the base
+    editor = StableDiffusionInstructPix2PixPipeline.from_pretrained(
+        instruct, vae=pipeline.vae, text_encoder=pipeline.text_encoder, tokenizer=pipeline.tokenizer, safety_checker=None
+    )
+    assert editor.unet.config.in_channels == 8
+    assert "changed" in (instruct / "README.md").read_text()

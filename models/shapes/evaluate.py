@@ -158,3 +158,23 @@ def score_inpaint(inpaint: Callable[[Image.Image, Image.Image, str, int], Image.
         pairs.append((target, judge(result)))
         outside.append(psnr(original, result, mask=np.asarray(mask) == 0))
     return {**tally(pairs), "psnr_outside": round(float(np.mean(outside)), 2)}
+
+
+def engine_scores(engine, count: int, seed: int = 0) -> dict[str, Callable[[], dict[str, float]]]:
+    """Every job of the bundled preset scored through `engine`, by name (each called when wanted)."""
+    from .styles import STYLES
+
+    def style(name):
+        transfer = lambda content, caption, s: engine.style_transfer(content, style=name, seed=s).images[0]  # noqa: E731
+        return lambda: score_style_transfer(transfer, name, count, seed)
+
+    return {
+        "text_to_image": lambda: score_text_to_image(engine, count, seed),
+        "describe": lambda: score_describe(engine, count, seed),
+        "regenerate": lambda: score_regenerate(engine, count, seed),
+        **{f"style_{name}": style(name) for name in STYLES if name in engine.adapters()},
+        "instruct_edit": lambda: score_instruct_edit(
+            lambda image, instruction, s: engine.instruct_edit(image, instruction, seed=s).images[0], count, seed),
+        "inpaint": lambda: score_inpaint(
+            lambda image, mask, caption, s: engine.inpaint(image, mask, caption, seed=s).images[0], count, seed),
+    }  # fmt: skip

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import torch
 from diffusers import DDPMScheduler, StableDiffusionImg2ImgPipeline, StableDiffusionPipeline
-from diffusers.utils import convert_state_dict_to_diffusers
 from peft import LoraConfig
 from peft.utils import get_peft_model_state_dict
 from tqdm import tqdm
@@ -90,9 +89,12 @@ def main(argv=None) -> None:
     unet.eval()
     wall = round(time.time() - began)
     Path(args.out).mkdir(parents=True, exist_ok=True)
+    # peft's key names as they are: `convert_state_dict_to_diffusers` renames only the attention LoRAs, and
+    # `load_lora_weights` then silently drops them when conv LoRAs sit beside them (diffusers 0.42)
+    lora = {key: value.half() for key, value in get_peft_model_state_dict(unet).items()}
     StableDiffusionPipeline.save_lora_weights(
         args.out,
-        unet_lora_layers=convert_state_dict_to_diffusers(get_peft_model_state_dict(unet)),
+        unet_lora_layers=lora,
         unet_lora_adapter_metadata=config.to_dict(),
         weight_name=f"{args.style}.safetensors",
     )
