@@ -45,6 +45,7 @@ def build(engine: Engine) -> None:
             mask = gr.Image(label="mask", type="filepath", image_mode=None, format="png", visible=False)
             with gr.Tab("Inpaint"):
                 prompt = gr.Textbox(label="What goes in the painted region", elem_id="inpaint-prompt", lines=1, max_length=LIMITS.max_prompt_chars)
+                gr.Examples([["a large red star in the center on a white background"]], inputs=[prompt])
                 strength = gr.Slider(0.05, 1.0, value=1.0, step=0.05, label="Strength")
                 inpaint_button, inpaint_stop = run_buttons("Inpaint", "inpaint-run")
             with gr.Tab("Instruction"):
@@ -53,6 +54,8 @@ def build(engine: Engine) -> None:
                 image_guidance = gr.Slider(0.0, 10.0, value=defaults.image_guidance, step=0.1,
                                            label="Image guidance (how closely to keep the picture)")  # fmt: skip
                 instruct_button, instruct_stop = run_buttons("Apply instruction", "instruct-run")
+                gr.Examples([["make the circle blue"], ["change the background to yellow"], ["turn it into a star"],
+                             ["make it small"], ["move it to the left"]], inputs=[instruction])  # fmt: skip
             controls = sampling_controls(engine)
             settings_loader({"prompt": prompt, "strength": strength, "instruction": instruction,
                              "image_guidance": image_guidance, **controls.fields()}, list(engine.registry))  # fmt: skip

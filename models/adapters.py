@@ -55,9 +55,9 @@ def peft_name(name: str) -> str:
 class AdapterState:
     """The adapters loaded into one pipeline's modules; applies a request's set without touching the disk."""
 
-    def __init__(self, catalog: AdapterCatalog, fixed: dict[str, float] | None = None):
+    def __init__(self, catalog: AdapterCatalog):
         self.catalog = catalog
-        self.fixed = fixed or {}  # always-on adapters (a preset's speed LoRA), name -> weight
+        self.fused: dict[str, float] = {}  # always-on adapters (a preset's speed LoRA) merged into the weights
         self.loaded: dict[str, str] = {}  # catalog name -> peft name
         self.active: dict[str, float] | None = None
 
@@ -77,14 +77,23 @@ class AdapterState:
         self.loaded[name] = peft_name(name)
         log.info("loaded adapter %s in %.2fs", name, time.perf_counter() - started)
 
-    def load_fixed(self, pipeline, sources: dict[str, tuple[str, str | None]]) -> None:
-        """Load the preset's always-on adapters: name -> (repo or folder, weight file name)."""
+    def fuse_fixed(self, pipeline, sources: dict[str, tuple[str, str | None]]) -> None:
+        """Merge the preset's always-on adapters (name -> (repo or folder, weight file)) into the base weights.
+
+        Fused, they cost nothing per step; their LoRA layers are then unloaded, so switching or disabling the
+        request's adapters never touches them.
+        """
         for name, (source, weight_name) in sources.items():
             self._load(pipeline, name, source, weight_name)
+        names = [self.loaded.pop(name) for name in sources]
+        pipeline.set_adapters(names, adapter_weights=[1.0] * len(names))
+        pipeline.fuse_lora(adapter_names=names, lora_scale=1.0)
+        pipeline.unload_lora_weights()
+        self.fused.update({name: 1.0 for name in sources})
 
     def apply(self, pipeline, adapters: dict[str, float]) -> None:
-        """Make exactly `adapters` (plus the fixed ones) active at their weights; load files seen for the first time."""
-        wanted = {**self.fixed, **adapters}
+        """Make exactly `adapters` active at their weights (beside the fused ones); load files seen for the first time."""
+        wanted = dict(adapters)
         files = self.catalog.files()
         for name in wanted:
             if name not in self.loaded:

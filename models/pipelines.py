@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 from diffusers import (
+    AutoencoderTiny,
     AutoPipelineForImage2Image,
     AutoPipelineForInpainting,
     AutoPipelineForText2Image,
@@ -24,9 +25,10 @@ from diffusers import (
 
 from .adapters import AdapterCatalog, AdapterState
 from .captioner import Captioner
-from .devices import DevicePolicy, configure_pipeline
+from .devices import DevicePolicy, configure_pipeline, policy_for
 from .errors import PresetUnavailable
 from .presets import Preset, hub_reachable, is_available
+from .prompt_cache import PromptCache
 from .settings import adapters_dir, max_loaded_presets
 
 log = logging.getLogger(__name__)
@@ -61,7 +63,9 @@ class LoadedPreset:
         self.instruct_lock = threading.RLock()
         self._load_lock = threading.Lock()
         self._pipelines: dict[tuple, object] = {}
+        self._tiny_vae: AutoencoderTiny | None = None
         self.load_seconds: dict[str, float] = {}
+        self.prompts = PromptCache()
         started = time.perf_counter()
         self.base = load_pretrained(
             AutoPipelineForText2Image.from_pretrained, preset.text_to_image, preset, "text_to_image",
@@ -74,8 +78,7 @@ class LoadedPreset:
         self.adapters = AdapterState(self.catalog)
         if preset.speed_adapter:
             source, _, weight_name = preset.speed_adapter.partition(":")
-            self.adapters.load_fixed(self.base, {SPEED_ADAPTER: (source, weight_name or "pytorch_lora_weights.safetensors")})
-            self.adapters.fixed = {SPEED_ADAPTER: 1.0}
+            self.adapters.fuse_fixed(self.base, {SPEED_ADAPTER: (source, weight_name or "pytorch_lora_weights.safetensors")})
         self._pipelines[self.key("text_to_image")] = self.base
         self.load_seconds["text_to_image"] = time.perf_counter() - started
         log.info("loaded %s text_to_image in %.2fs (%s, %s)", preset.name, self.load_seconds["text_to_image"], *policy.key)
@@ -127,6 +130,21 @@ class LoadedPreset:
         configure_pipeline(pipeline, self.policy)
         return pipeline
 
+    def tiny_vae(self) -> AutoencoderTiny | None:
+        """The preset's tiny autoencoder for fast decode, loaded on first use; None if it has none or it is missing."""
+        if not self.preset.vae_tiny:
+            return None
+        with self._load_lock:
+            if self._tiny_vae is None:
+                try:
+                    vae = load_pretrained(AutoencoderTiny.from_pretrained, self.preset.vae_tiny, self.preset, "vae_tiny",
+                                          dtype=self.policy.dtype, use_safetensors=True)  # fmt: skip
+                except PresetUnavailable as error:
+                    log.warning("fast decode off for %s: %s", self.preset.name, error)
+                    return None
+                self._tiny_vae = vae.to(self.policy.device, memory_format=torch.channels_last).eval()
+        return self._tiny_vae
+
     def lock_for(self, role: str) -> threading.RLock:
         return self.instruct_lock if role == "instruct_edit" else self.lock
 
@@ -150,7 +168,7 @@ class PipelineCache:
             with self._lock:
                 if preset.name in self._loaded:
                     return self._loaded[preset.name]
-            entry = LoadedPreset(preset, self.policy)
+            entry = LoadedPreset(preset, policy_for(self.policy, preset.cpu_dtype))
             with self._lock:
                 self._loaded[preset.name] = entry
                 while len(self._loaded) > max(1, max_loaded_presets()):

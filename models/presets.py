@@ -35,7 +35,8 @@ class Preset:
     instruct_shares_components: bool = False  # instruct-edit UNet reuses the base VAE and text encoder
     speed_adapter: str | None = None  # a LoRA always active (e.g. LCM-LoRA), as "repo_or_folder[:weight_name]"
     adapters_dir: str | None = None  # the preset's own LoRA adapters (e.g. bundled styles)
-    vae_tiny: str | None = None  # an AutoencoderTiny companion for previews and fast decode
+    vae_tiny: str | None = None  # an AutoencoderTiny companion for fast decode
+    cpu_dtype: str | None = None  # None: bf16 on CPUs with native bf16, else fp32; a name forces it on CPU
     steps: int = 25
     guidance: float = 7.5
     width: int = 512
@@ -57,7 +58,7 @@ class Preset:
         return not self.missing()
 
     def unavailable_message(self, role: str, detail: str = "") -> str:
-        source = self.sources().get(role, self.text_to_image)
+        source = {**self.sources(), "vae_tiny": self.vae_tiny}.get(role) or self.text_to_image
         if self.local:
             return f"Preset '{self.name}' needs the folder {source}, which does not hold a loadable model{detail}."
         return (

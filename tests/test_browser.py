@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import io
+import os
 import shutil
-import socket
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,6 +13,7 @@ from PIL import Image
 
 import app
 from models.shapes import render
+from tests.test_app import free_port
 
 pytestmark = pytest.mark.browser
 CHROMIUM = "/usr/bin/chromium"
@@ -21,12 +23,9 @@ TIMEOUT_MS = 60_000
 
 
 @pytest.fixture(scope="module")
-def url(tiny_preset, engine):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    blocks, url, _ = app.launch(app.parse_args(["--port", str(port), "--preset", str(tiny_preset)]),
-                                prevent_thread_lock=True, quiet=True)  # fmt: skip
+def url():
+    """The app as `python app.py` serves it: the bundled models."""
+    blocks, url, _ = app.launch(app.parse_args(["--port", str(free_port())]), prevent_thread_lock=True, quiet=True)
     yield url
     blocks.close()
 
@@ -68,17 +67,25 @@ def shows_a_picture(page, gallery_id: str, shot) -> Image.Image:
     return Image.open(io.BytesIO(png))
 
 
+SCREENSHOT = Path(__file__).resolve().parent.parent / "docs" / "screenshot.png"
+
+
 def test_text_to_image_tab(page, tmp_path):
     page.get_by_role("tab", name="Text → image").click()
     page.locator("#t2i-prompt textarea").fill("a small red star at the top on a blue background")
     page.locator("#t2i-run").click()
     shows_a_picture(page, "t2i-gallery", tmp_path / "text_to_image.png")
+    page.screenshot(path=str(tmp_path / "page.png"))
+    if os.environ.get("DEPICT_UPDATE_SCREENSHOT"):  # the README's picture of the app
+        SCREENSHOT.parent.mkdir(exist_ok=True)
+        page.screenshot(path=str(SCREENSHOT))
 
 
 def test_describe_and_regenerate_tab(page, picture, tmp_path):
     page.get_by_role("tab", name="Describe → regenerate").click()
     page.locator("#describe-image input[type=file]").set_input_files(str(picture))
-    page.wait_for_timeout(3000)  # uploading describes the picture into the text box; type after it
+    # uploading describes the picture into the text box: type only once that description has arrived
+    page.wait_for_function("() => document.querySelector('#describe-text textarea').value.length > 0")
     page.locator("#describe-text textarea").fill("a large green circle in the center on a white background")
     page.locator("#regenerate-run").click()
     shows_a_picture(page, "regenerate-gallery", tmp_path / "regenerate.png")

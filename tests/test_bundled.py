@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pytest
 
 from models import Engine
-from models.presets import DEFAULT_PRESET
+from models.presets import BUNDLED_DIR, DEFAULT_PRESET
 from models.shapes import render
 from models.shapes import parse
-from models.shapes.evaluate import score_describe, score_regenerate, score_text_to_image
+from models.shapes.evaluate import (
+    score_describe,
+    score_inpaint,
+    score_instruct_edit,
+    score_regenerate,
+    score_style_transfer,
+    score_text_to_image,
+)
+from models.shapes.styles import STYLES
 
 PROMPT = "a large yellow circle in the center on a purple background"
 
@@ -54,3 +64,53 @@ def test_describe_writes_the_caption_of_a_render(bundled):
 def test_describe_then_regenerate_keeps_the_scene(bundled):
     scores = score_regenerate(bundled, count=20, seed=700)
     assert scores["all"] >= 0.6, scores
+
+
+def test_style_transfer_draws_the_style_and_keeps_the_content(bundled):
+    transfer = lambda content, caption, seed: bundled.style_transfer(content, style="striped", seed=seed).images[0]  # noqa: E731
+    scores = score_style_transfer(transfer, "striped", count=20, seed=800)
+    assert scores["style"] >= 0.6 and scores["all"] >= 0.6, scores
+
+
+def test_two_styles_at_once_differ_from_each_alone(bundled):
+    content = render(PROMPT, seed=5)
+
+    def styled(style, weight, adapters):
+        image = bundled.style_transfer(content, style=style, style_weight=weight, adapters=adapters, prompt=PROMPT, seed=5)
+        return np.asarray(image.images[0], dtype=int)
+
+    both = styled("striped", 0.5, {"outline": 0.5})
+    for alone in (styled("striped", 1.0, {}), styled("outline", 1.0, {})):
+        assert np.abs(both - alone).mean() > 1
+
+
+def test_switching_styles_reloads_nothing(tmp_path):
+    folder = shutil.copytree(BUNDLED_DIR, tmp_path / "bundled")
+    engine = Engine(preset=str(folder))
+    content = render(PROMPT, seed=6)
+
+    def run(style):
+        return np.asarray(engine.style_transfer(content, style=style, prompt=PROMPT, seed=6).images[0])
+
+    first = {style: run(style) for style in STYLES}
+    for path in (folder / "styles").glob("*.safetensors"):
+        path.unlink()  # a reload would fail now
+    for style in (*STYLES[::-1], *STYLES):
+        assert np.array_equal(run(style), first[style]), style
+
+
+def test_instruction_edit_changes_what_was_asked(bundled):
+    edit = lambda image, instruction, seed: bundled.instruct_edit(image, instruction, seed=seed).images[0]  # noqa: E731
+    scores = score_instruct_edit(edit, count=20, seed=900)
+    assert scores["all"] >= 0.6 and scores["changed"] >= 0.7, scores
+
+
+def test_instructions_outside_the_world_are_refused(bundled):
+    with pytest.raises(ValueError, match="It understands: make the star green"):
+        bundled.instruct_edit(render(PROMPT), "make it look like a painting")
+
+
+def test_inpainting_repaints_the_mask_and_keeps_the_rest(bundled):
+    inpaint = lambda image, mask, caption, seed: bundled.inpaint(image, mask, caption, seed=seed).images[0]  # noqa: E731
+    scores = score_inpaint(inpaint, count=20, seed=1100)
+    assert scores["all"] >= 0.6 and scores["psnr_outside"] >= 30, scores

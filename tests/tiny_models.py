@@ -9,7 +9,12 @@ import json
 from pathlib import Path
 
 import torch
-from diffusers import DPMSolverMultistepScheduler, StableDiffusionInstructPix2PixPipeline, StableDiffusionPipeline
+from diffusers import (
+    AutoencoderTiny,
+    DPMSolverMultistepScheduler,
+    StableDiffusionInstructPix2PixPipeline,
+    StableDiffusionPipeline,
+)
 from diffusers.utils import convert_state_dict_to_diffusers
 from peft import LoraConfig
 from peft.utils import get_peft_model_state_dict
@@ -18,6 +23,7 @@ from models.shapes import vocabulary
 from models.shapes.tokenizer import build_tokenizer
 from models.shapes.train_autoencoder import build_autoencoder
 from models.shapes.train_captioner import build_captioner, build_processor
+from models.shapes.train_instruct_edit import save_instruct_folder
 from models.shapes.train_text_to_image import NOISE, build_text_encoder, build_unet
 
 WIDTH = 32
@@ -53,7 +59,8 @@ def save_lora(unet, folder: Path, name: str, seed: int, rank: int = 4) -> Path:
 
 
 def build_tiny_preset(folder: Path, adapters=("warm", "cool")) -> Path:
-    """A complete preset folder: text-to-image, captioner, instruct-edit (sharing VAE and text encoder), LoRAs."""
+    """A complete preset folder: text-to-image, captioner, instruct-edit (sharing VAE and text encoder), LoRAs,
+    and a tiny autoencoder."""
     folder = Path(folder)
     components = _components(seed=0)
     pipeline = StableDiffusionPipeline(**components)
@@ -61,11 +68,12 @@ def build_tiny_preset(folder: Path, adapters=("warm", "cool")) -> Path:
 
     torch.manual_seed(1)
     instruct = StableDiffusionInstructPix2PixPipeline(**{**components, "unet": build_unet((32, 64), WIDTH, in_channels=8)})
-    instruct.save_pretrained(folder / "instruct_edit")
-    for shared in ("vae", "text_encoder", "tokenizer"):  # loaded from the base pipeline instead
-        for path in sorted((folder / "instruct_edit" / shared).glob("*")):
-            path.unlink()
-        (folder / "instruct_edit" / shared).rmdir()
+    save_instruct_folder(instruct, folder / "instruct_edit")  # VAE and text encoder come from the base
+
+    torch.manual_seed(3)  # a TAESD-shaped autoencoder with the base VAE's 4x downsampling, for fast decode
+    tiny = dict(encoder_block_out_channels=(16, 16, 16), decoder_block_out_channels=(16, 16, 16),
+                num_encoder_blocks=(1, 1, 1), num_decoder_blocks=(1, 1, 1))  # fmt: skip
+    AutoencoderTiny(**tiny).save_pretrained(folder / "vae_tiny")
 
     torch.manual_seed(2)
     processor = build_processor()
@@ -79,7 +87,7 @@ def build_tiny_preset(folder: Path, adapters=("warm", "cool")) -> Path:
     spec = {
         "label": "Tiny random test preset", "text_to_image": "text_to_image", "captioner": "captioner",
         "instruct_edit": "instruct_edit", "instruct_shares_components": True, "adapters_dir": "adapters",
-        "steps": 2, "guidance": 3.0, "width": 64, "height": 64, "shapes_world": True,
+        "vae_tiny": "vae_tiny", "steps": 2, "guidance": 3.0, "width": 64, "height": 64, "shapes_world": True,
     }  # fmt: skip
     (folder / "preset.json").write_text(json.dumps(spec, indent=1))
     return folder

@@ -33,6 +33,7 @@ class SamplingParams:
     num_images: int = 1  # images in the batch
     adapters: dict[str, float] = field(default_factory=dict)  # LoRA adapter name -> weight
     preset: str | None = None  # model preset; None: the engine's default
+    fast_decode: bool | None = None  # decode with the preset's tiny autoencoder; None: on CPU when it has one
 
     def as_metadata(self) -> dict:
         skip = {"image", "mask"}
@@ -83,6 +84,8 @@ def check_sampling(params: SamplingParams) -> None:
         check_range(params.guidance, "guidance", 0.0, LIMITS.max_guidance)
     check_range(params.num_images, "num_images", 1, LIMITS.max_images, integer=True)
     check_scheduler(params.scheduler)
+    if params.fast_decode not in (None, True, False):
+        raise ValueError(f"`fast_decode` must be true, false or null, got {params.fast_decode!r}.")
 
 
 @dataclass(frozen=True)
@@ -163,6 +166,7 @@ class Job:
             "scheduler": params.scheduler or loaded.scheduler_configs[role]["_class_name"],
             "seeds": [params.seed + i for i in range(params.num_images)],
             "attention": loaded.attention,
+            "decoder": prepared.extras.get("decoder", "full"),
             "device": loaded.policy.device,
             "dtype": loaded.policy.key[1],
         }
@@ -190,13 +194,19 @@ def run_pipeline(loaded: LoadedPreset, prepared: Prepared, params: SamplingParam
     """
     role, resolved = prepared.role, prepared.resolved
     pipeline = loaded.pipeline(role)
+    decoder = fast_decoder(loaded, params)
+    prepared.extras["decoder"] = "tiny" if decoder is not None else "full"
     with loaded.lock_for(role):
+        args = dict(prepared.args)
         if role != "instruct_edit":
             loaded.adapters.apply(pipeline, prepared.adapters)
+            args = loaded.prompts.substitute(pipeline, args, prepared.adapters)
+        if decoder is not None:
+            args["output_type"] = "latent"
         pipeline.scheduler = make_scheduler(params.scheduler, loaded.scheduler_configs[role])
         try:
             output = pipeline(
-                **prepared.args,
+                **args,
                 num_inference_steps=resolved.steps,
                 guidance_scale=resolved.guidance,
                 num_images_per_prompt=params.num_images,
@@ -214,4 +224,14 @@ def run_pipeline(loaded: LoadedPreset, prepared: Prepared, params: SamplingParam
             raise
         if control.cancel.is_set():
             raise JobCancelled("The job was cancelled.")
-    return output.images
+        if decoder is None:
+            return output.images
+        with torch.no_grad():
+            decoded = decoder.decode(output.images.to(decoder.dtype) / decoder.config.scaling_factor).sample
+        return pipeline.image_processor.postprocess(decoded.float(), output_type="pil")
+
+
+def fast_decoder(loaded: LoadedPreset, params: SamplingParams):
+    """The tiny autoencoder when this request decodes fast (on CPU by default), else None (the pipeline's VAE)."""
+    wanted = params.fast_decode if params.fast_decode is not None else loaded.policy.device == "cpu"
+    return loaded.tiny_vae() if wanted else None

@@ -1,0 +1,214 @@
+"""Depict against plain diffusers, measured side by side in one run: JSON lines, a table and a PNG bar chart.
+
+    python bench/speed.py [--repeats 5] [--skip-architectures] [--out bench/results]
+
+Every figure is the median of `--repeats` runs after one warm-up; each ratio compares two figures taken in the
+same run (baseline / Depict: above 1 means Depict is faster).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import psutil  # noqa: E402
+import torch  # noqa: E402
+from diffusers import (  # noqa: E402
+    StableDiffusionImg2ImgPipeline,
+    StableDiffusionInpaintPipeline,
+    StableDiffusionInstructPix2PixPipeline,
+    StableDiffusionPipeline,
+)
+from PIL import Image, ImageDraw  # noqa: E402
+from transformers import AutoProcessor, BlipForConditionalGeneration  # noqa: E402
+
+from models import Engine  # noqa: E402
+from models.presets import BUNDLED_DIR  # noqa: E402
+from models.shapes import render  # noqa: E402
+from models.shapes.evaluate import region_mask  # noqa: E402
+from models.shapes.grammar import parse  # noqa: E402
+from models.shapes.instructions import parse_instruction  # noqa: E402
+
+PROMPT = "a small red star at the top on a blue background"
+CONTENT = "a large green circle in the center on a white background"
+
+
+def median_ms(run, repeats: int, warmup: int = 1) -> float:
+    for _ in range(warmup):
+        run()
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - started)
+    return round(1000 * statistics.median(times), 1)
+
+
+def row(name: str, depict_ms: float, baseline_ms: float | None = None, **extra) -> dict:
+    entry = {"name": name, "depict_ms": depict_ms, "baseline_ms": baseline_ms, **extra}
+    if baseline_ms:
+        entry["speedup"] = round(baseline_ms / depict_ms, 2)
+    print(json.dumps(entry), flush=True)
+    return entry
+
+
+def _plain(cls, folder: Path, **components):
+    pipeline = cls.from_pretrained(folder, safety_checker=None, requires_safety_checker=False, **components)
+    pipeline.set_progress_bar_config(disable=True)
+    return pipeline
+
+
+def bundled_jobs(repeats: int) -> list[dict]:
+    """Each job on the bundled preset through the engine, beside the same diffusers pipeline called directly."""
+    engine = Engine()
+    preset = engine.preset()
+    steps, guidance = preset.steps, preset.guidance
+    content = render(CONTENT, seed=1)
+    mask = region_mask(parse(CONTENT), 1)
+    base = _plain(StableDiffusionPipeline, Path(preset.text_to_image))
+    img2img = StableDiffusionImg2ImgPipeline(**base.components)
+    inpaint = StableDiffusionInpaintPipeline(**base.components)
+    shared = {name: base.components[name] for name in ("vae", "text_encoder", "tokenizer")}
+    instruct = _plain(StableDiffusionInstructPix2PixPipeline, Path(preset.instruct_edit), **shared)
+    captioner = BlipForConditionalGeneration.from_pretrained(preset.captioner).eval()
+    processor = AutoProcessor.from_pretrained(preset.captioner)
+    base.load_lora_weights(preset.adapters_dir, weight_name="striped.safetensors", adapter_name="striped")
+    base.disable_lora()
+    common = {"num_inference_steps": steps, "guidance_scale": guidance}
+
+    def plain_describe():
+        with torch.no_grad():
+            tokens = captioner.generate(**processor(images=content, return_tensors="pt"), max_new_tokens=16)
+        return processor.batch_decode(tokens, skip_special_tokens=True)
+
+    def plain_style():
+        base.enable_lora()
+        img2img(CONTENT, image=content, strength=0.6, **common)
+        base.disable_lora()
+
+    jobs = {
+        "text_to_image": (lambda: engine.text_to_image(PROMPT, seed=0),
+                          lambda: base(PROMPT, height=64, width=64, **common)),
+        "describe": (lambda: engine.describe(content), plain_describe),
+        "regenerate (keep layout 0.5)": (lambda: engine.regenerate(content, CONTENT, keep_layout=0.5, seed=0),
+                                          lambda: img2img(CONTENT, image=content, strength=0.5, **common)),
+        "style_transfer": (lambda: engine.style_transfer(content, style="striped", prompt=CONTENT, seed=0), plain_style),
+        "inpaint": (lambda: engine.inpaint(content, mask, PROMPT, seed=0),
+                    lambda: inpaint(PROMPT, image=content, mask_image=mask, height=64, width=64, **common)),
+        "instruct_edit": (lambda: engine.instruct_edit(content, "make the circle blue", seed=0),
+                          lambda: instruct(parse_instruction("make the circle blue").prompt, image=content,
+                                           image_guidance_scale=preset.image_guidance, **common)),
+    }  # fmt: skip
+    rows = [row(f"bundled {name}", median_ms(ours, repeats), median_ms(plain, repeats))
+            for name, (ours, plain) in jobs.items()]  # fmt: skip
+    one = median_ms(lambda: engine.text_to_image(PROMPT, seed=0), repeats) / 1000
+    eight = median_ms(lambda: engine.text_to_image(PROMPT, seed=0, num_images=8), repeats) / 1000
+    rows.append(row("bundled images/s (batch 8 vs 1)", round(1000 * eight, 1), round(8000 * one, 1),
+                    images_per_second={"batch_1": round(1 / one, 2), "batch_8": round(8 / eight, 2)}))  # fmt: skip
+    return rows
+
+
+def cold_start() -> dict:
+    """Process start to the first bundled image, in a fresh interpreter."""
+    code = "from models import Engine; Engine().text_to_image('a small red star at the top on a blue background')"
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, capture_output=True)
+    return row("bundled cold start (process -> first image)", round(1000 * (time.perf_counter() - started), 1))
+
+
+def cache_and_adapters(repeats: int) -> list[dict]:
+    """Switching tabs and styles on a loaded preset: no load, no new weights."""
+    engine = Engine()
+    loaded = engine.load()
+    rss = psutil.Process().memory_info().rss
+    derived = median_ms(lambda: [loaded.pipeline(role) for role in ("image_to_image", "inpaint")], repeats, warmup=0)
+    added = psutil.Process().memory_info().rss - rss
+    styles = engine.adapters()
+    for style in styles:  # load each file once
+        loaded.adapters.apply(loaded.base, {style: 1.0})
+    switches = []
+    for _ in range(repeats):
+        for style in styles:
+            started = time.perf_counter()
+            loaded.adapters.apply(loaded.base, {style: 1.0})
+            switches.append(time.perf_counter() - started)
+    return [
+        row("tab switch (derive img2img + inpaint on a loaded preset)", derived, memory_added_mb=round(added / 2**20, 1)),
+        row("style adapter switch", round(1000 * statistics.median(switches), 2), adapters=styles),
+    ]
+
+
+def architecture(name: str, folder: Path, repeats: int) -> dict:
+    """A 512x512 image of a real architecture (random weights): plain diffusers fp32 vs Depict's engine."""
+    from bench.architectures import build
+
+    build(name, folder)
+    preset = json.loads((folder / "preset.json").read_text())
+    call = {"num_inference_steps": preset["steps"], "guidance_scale": preset["guidance"], "height": 512, "width": 512}
+    plain = _plain(StableDiffusionPipeline, folder / "text_to_image")
+    if "speed_adapter" in preset:
+        source, _, weight_name = preset["speed_adapter"].partition(":")
+        plain.load_lora_weights(source, weight_name=weight_name, adapter_name="speed")
+    baseline = median_ms(lambda: plain(PROMPT, **call), repeats)
+    del plain
+    engine = Engine(preset=str(folder))
+    started = time.perf_counter()
+    engine.load()
+    load_s = time.perf_counter() - started
+    ours = median_ms(lambda: engine.text_to_image(PROMPT, seed=0), repeats)
+    meta = engine.text_to_image(PROMPT, seed=0).metadata
+    return row(f"{name} architecture 512x512, {preset['steps']} step(s)", ours, baseline,
+               depict={"dtype": meta["dtype"], "decoder": meta["decoder"], "attention": meta["attention"],
+                       "load_s": round(load_s, 1)})  # fmt: skip
+
+
+def bar_chart(rows: list[dict], path: Path) -> None:
+    """Speed-ups (baseline / Depict) as horizontal bars."""
+    rows = [r for r in rows if r.get("speedup")]
+    width, bar_height, label_width = 900, 28, 420
+    image = Image.new("RGB", (width, 40 + bar_height * len(rows)), "white")
+    draw = ImageDraw.Draw(image)
+    draw.text((10, 10), "Depict speed-up over plain diffusers (same run, median of repeats)", fill="black")
+    top = max(r["speedup"] for r in rows)
+    for index, entry in enumerate(rows):
+        y = 35 + index * bar_height
+        length = int((width - label_width - 80) * entry["speedup"] / top)
+        draw.text((10, y + 6), entry["name"][:60], fill="black")
+        draw.rectangle((label_width, y + 4, label_width + length, y + bar_height - 4), fill=(70, 110, 220))
+        draw.text((label_width + length + 6, y + 6), f"{entry['speedup']:.2f}x", fill="black")
+    image.save(path)
+
+
+def main(argv=None) -> list[dict]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--skip-architectures", action="store_true", help="only the bundled preset (about a minute)")
+    parser.add_argument("--out", default=str(ROOT / "bench" / "results"))
+    args = parser.parse_args(argv)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    print(json.dumps({"torch_threads": torch.get_num_threads(), "cpus": os.cpu_count()}), flush=True)
+    rows = [*bundled_jobs(args.repeats), cold_start(), *cache_and_adapters(args.repeats)]
+    if not args.skip_architectures:
+        with tempfile.TemporaryDirectory() as temp:
+            rows += [architecture(name, Path(temp) / name, args.repeats) for name in ("sd-turbo", "sd15")]
+    (out / "speed.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    bar_chart(rows, out / "speed.png")
+    print("\n| benchmark | Depict ms | baseline ms | speed-up |\n|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['name']} | {r['depict_ms']} | {r.get('baseline_ms') or ''} | {r.get('speedup', '')} |")
+    return rows
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,68 @@
+"""The engine's fast paths: prompt-embedding cache, tiny-autoencoder decode, CPU dtype policy, channels_last."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import torch
+
+from models import Engine
+from models.devices import choose_policy, cpu_has_bf16, policy_for
+from tests.test_engine import PROMPT, pixels
+
+
+def test_repeated_prompts_reuse_their_embeddings_with_the_same_image(engine):
+    loaded = engine.load()
+    loaded.prompts.clear()
+    fresh = pixels(engine.text_to_image(PROMPT, seed=3).images[0])
+    hits = loaded.prompts.hits
+    cached = pixels(engine.text_to_image(PROMPT, seed=3).images[0])
+    assert loaded.prompts.hits == hits + 1
+    assert np.array_equal(fresh, cached)
+    other = pixels(engine.text_to_image(PROMPT, seed=3, negative_prompt="a blue background").images[0])
+    assert loaded.prompts.hits == hits + 1 and not np.array_equal(other, cached)
+
+
+def test_fast_decode_uses_the_tiny_autoencoder_on_cpu_by_default(engine):
+    fast = engine.text_to_image(PROMPT, seed=1)
+    full = engine.text_to_image(PROMPT, seed=1, fast_decode=False)
+    assert (fast.metadata["decoder"], full.metadata["decoder"]) == ("tiny", "full")
+    assert fast.images[0].size == full.images[0].size == (64, 64)
+    assert not np.array_equal(pixels(fast.images[0]), pixels(full.images[0]))
+    edited = engine.instruct_edit(full.images[0], "make the star green", seed=1)  # every pipeline decodes fast
+    assert edited.metadata["decoder"] == "tiny" and edited.images[0].size == (64, 64)
+
+
+def test_cpu_dtype_is_bf16_where_the_cpu_has_it_unless_a_preset_or_the_caller_says(monkeypatch):
+    monkeypatch.delenv("DEPICT_DTYPE", raising=False)
+    policy = choose_policy("cpu")
+    assert policy.dtype == (torch.bfloat16 if cpu_has_bf16() else torch.float32)
+    assert policy_for(policy, "float32").dtype == torch.float32
+    assert policy_for(choose_policy("cpu", "bfloat16"), "float32").dtype == torch.bfloat16  # the caller wins
+
+
+def test_models_run_channels_last(engine):
+    base = engine.load().base
+    for module in (base.unet.conv_in, base.vae.decoder.conv_in):
+        assert module.weight.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_a_preset_speed_adapter_is_fused_into_the_weights(tiny_preset, engine, tmp_path):
+    folder = shutil.copytree(tiny_preset, tmp_path / "fused")
+    spec = json.loads((folder / "preset.json").read_text())
+    spec["speed_adapter"] = f"{folder / 'adapters'}:warm.safetensors"
+    (folder / "preset.json").write_text(json.dumps(spec))
+    fused_engine = Engine(preset=str(folder))
+    loaded = fused_engine.load()
+    assert loaded.adapters.fused == {"speed": 1.0} and not loaded.adapters.loaded  # no LoRA layers left
+
+    def image(on, **options):
+        return pixels(on.text_to_image(PROMPT, seed=2, fast_decode=False, **options).images[0])
+
+    fused = image(fused_engine)
+    assert np.abs(fused - image(engine, adapters={"warm": 1.0})).mean() < 1.5  # the same LoRA, merged
+    assert np.abs(fused - image(engine)).mean() > 1.5  # and it does change the image
+    assert not np.array_equal(image(fused_engine, adapters={"cool": 1.0}), fused)  # request adapters on top
+    assert np.array_equal(image(fused_engine), fused)  # and off again
