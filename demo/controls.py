@@ -60,6 +60,7 @@ class SamplingControls:
     num_images: gr.Slider
     adapters: gr.Textbox
     preset: gr.Dropdown
+    fast_decode: gr.Checkbox
 
     def inputs(self) -> list:
         return list(self.fields().values())
@@ -68,7 +69,7 @@ class SamplingControls:
         """Parameter name -> widget, in the order handlers take them."""
         return {"negative_prompt": self.negative_prompt, "seed": self.seed, "steps": self.steps,
                 "guidance": self.guidance, "scheduler": self.scheduler, "num_images": self.num_images,
-                "adapters": self.adapters, "preset": self.preset}  # fmt: skip
+                "adapters": self.adapters, "preset": self.preset, "fast_decode": self.fast_decode}  # fmt: skip
 
 
 def seed_box() -> gr.Number:
@@ -97,12 +98,13 @@ def sampling_controls(engine: Engine, show_batch: bool = True) -> SamplingContro
             adapters = gr.Textbox(label="Adapter weights (name:weight, ...)", value="", scale=3)
         picker.change(format_adapters, [picker, adapters], adapters, api_visibility="private")
         preset_box = gr.Dropdown(preset_choices(engine), value=engine.default_preset, label="Model preset")
+        fast_decode = gr.Checkbox(value=engine.policy.device == "cpu", label="Fast decode (the preset's tiny autoencoder, if it has one)")
         preset_box.change(
             lambda name: (gr.update(value=engine.preset(name).steps), gr.update(value=engine.preset(name).guidance),
                           gr.update(choices=engine.adapters(name), value=[])),  # fmt: skip
             preset_box, [steps, guidance, picker], api_visibility="private",
         )
-    return SamplingControls(negative_prompt, seed, steps, guidance, scheduler, num_images, adapters, preset_box)
+    return SamplingControls(negative_prompt, seed, steps, guidance, scheduler, num_images, adapters, preset_box, fast_decode)
 
 
 def results_gallery(label: str = "Results", elem_id: str | None = None) -> gr.Gallery:
@@ -111,7 +113,8 @@ def results_gallery(label: str = "Results", elem_id: str | None = None) -> gr.Ga
                       elem_classes=[GALLERY_CLASS], interactive=False)  # fmt: skip
 
 
-def sampling_options(negative_prompt, seed, steps, guidance, scheduler, num_images, adapters, preset) -> dict:
+def sampling_options(negative_prompt, seed, steps, guidance, scheduler, num_images, adapters, preset,
+                     fast_decode=None) -> dict:  # fmt: skip
     """Widget values -> the engine's keyword options."""
     return {
         "negative_prompt": negative_prompt or "",
@@ -122,6 +125,7 @@ def sampling_options(negative_prompt, seed, steps, guidance, scheduler, num_imag
         "num_images": int(num_images) if num_images is not None else 1,
         "adapters": parse_adapters(adapters),
         "preset": preset or None,
+        "fast_decode": bool(fast_decode) if fast_decode is not None else None,
     }
 
 

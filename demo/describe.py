@@ -51,8 +51,9 @@ def build(engine: Engine) -> None:
     @gpu
     def regenerate(image, description, keep_layout=0.0, negative_prompt="", seed=0, steps=defaults.steps,
                    guidance=defaults.guidance, scheduler="", num_images=1, adapters="", preset=engine.default_preset,
-                   slot=None, progress=gr.Progress()):  # fmt: skip
-        options = sampling_options(negative_prompt, seed, steps, guidance, scheduler, num_images, adapters, preset)
+                   fast_decode=None, slot=None, progress=gr.Progress()):  # fmt: skip
+        options = sampling_options(negative_prompt, seed, steps, guidance, scheduler, num_images, adapters, preset,
+                                   fast_decode)  # fmt: skip
         shown, meta, _ = run_and_show(engine.regenerate, slot, [], progress, image=image, description=description,
                                       keep_layout=float(keep_layout), **options)  # fmt: skip
         return [(image, "original"), *shown], meta

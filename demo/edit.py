@@ -68,9 +68,9 @@ def build(engine: Engine) -> None:
     @user_errors
     @gpu
     def inpaint(image, mask, prompt, strength=1.0, negative_prompt="", seed=0, steps=defaults.steps,
-                guidance=defaults.guidance, scheduler="", num_images=1, adapters="", preset=engine.default_preset,
+                guidance=defaults.guidance, scheduler="", num_images=1, adapters="", preset=engine.default_preset, fast_decode=None,
                 history=None, slot=None, progress=gr.Progress()):  # fmt: skip
-        options = sampling_options(negative_prompt, seed, steps, guidance, scheduler, num_images, adapters, preset)
+        options = sampling_options(negative_prompt, seed, steps, guidance, scheduler, num_images, adapters, preset, fast_decode)
         return run_and_show(engine.inpaint, slot, history, progress, image=image, mask=mask, prompt=prompt,
                             strength=float(strength), **options)  # fmt: skip
 
@@ -78,8 +78,8 @@ def build(engine: Engine) -> None:
     @gpu
     def instruct_edit(image, instruction, image_guidance=defaults.image_guidance, negative_prompt="", seed=0,
                       steps=defaults.steps, guidance=defaults.guidance, scheduler="", num_images=1,
-                      preset=engine.default_preset, history=None, slot=None, progress=gr.Progress()):  # fmt: skip
-        options = sampling_options(negative_prompt, seed, steps, guidance, scheduler, num_images, "", preset)
+                      preset=engine.default_preset, fast_decode=None, history=None, slot=None, progress=gr.Progress()):  # fmt: skip
+        options = sampling_options(negative_prompt, seed, steps, guidance, scheduler, num_images, "", preset, fast_decode)
         return run_and_show(engine.instruct_edit, slot, history, progress, image=image, instruction=instruction,
                             image_guidance=float(image_guidance), **options)  # fmt: skip
 
@@ -96,7 +96,7 @@ def build(engine: Engine) -> None:
     instruct_event = from_editor(instruct_button).then(
         instruct_edit,
         [image, instruction, image_guidance, c.negative_prompt, c.seed, c.steps, c.guidance, c.scheduler, c.num_images,
-         c.preset, history, slot],
+         c.preset, c.fast_decode, history, slot],
         [gallery, info, history], api_name="instruct_edit", concurrency_id="instruct_pipeline",
     )  # fmt: skip
     wire_stop(inpaint_stop, slot, [inpaint_event])

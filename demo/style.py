@@ -49,8 +49,8 @@ def build(engine: Engine) -> None:
     @gpu
     def style_transfer(image, style, strength=0.6, style_weight=1.0, prompt="", negative_prompt="", seed=0,
                        steps=defaults.steps, guidance=defaults.guidance, scheduler="", num_images=1, adapters="",
-                       preset=engine.default_preset, history=None, slot=None, progress=gr.Progress()):  # fmt: skip
-        options = sampling_options(negative_prompt, seed, steps, guidance, scheduler, num_images, adapters, preset)
+                       preset=engine.default_preset, fast_decode=None, history=None, slot=None, progress=gr.Progress()):  # fmt: skip
+        options = sampling_options(negative_prompt, seed, steps, guidance, scheduler, num_images, adapters, preset, fast_decode)
         return run_and_show(engine.style_transfer, slot, history, progress, image=image, style=style or "",
                             strength=float(strength), style_weight=float(style_weight), prompt=prompt or "",
                             **options)  # fmt: skip

@@ -51,9 +51,10 @@ def build(engine: Engine) -> None:
     @user_errors
     @gpu
     def text_to_image(prompt, negative_prompt="", seed=0, steps=defaults.steps, guidance=defaults.guidance,
-                      scheduler="", num_images=1, adapters="", preset=engine.default_preset, width=defaults.width,
+                      scheduler="", num_images=1, adapters="", preset=engine.default_preset, fast_decode=None,
+                      width=defaults.width,
                       height=defaults.height, history=None, slot=None, progress=gr.Progress()):  # fmt: skip
-        options = sampling_options(negative_prompt, seed, steps, guidance, scheduler, num_images, adapters, preset)
+        options = sampling_options(negative_prompt, seed, steps, guidance, scheduler, num_images, adapters, preset, fast_decode)
         return run_and_show(engine.text_to_image, slot, history, progress, prompt=prompt, width=int(width),
                             height=int(height), **options)  # fmt: skip
 

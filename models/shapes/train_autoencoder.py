@@ -16,22 +16,14 @@ from tqdm import tqdm
 
 from .data import prepare_scenes, psnr, to_model_range
 from .model_card import hardware, write_model_card
-from .training import EMA, Checkpoints, command_line, optimizer_step, set_seed, set_warmup_cosine_lr
+from .training import EMA, Checkpoints, command_line, optimizer_step, set_seed, set_warmup_cosine_lr, training_parser
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default="runs/autoencoder", help="where the trained model folder goes")
-    parser.add_argument("--work-dir", default="runs/vae", help="checkpoints (resumed from the latest)")
-    parser.add_argument("--steps", type=int, default=4000)
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser = training_parser(__doc__, out="runs/autoencoder", work_dir="runs/vae", steps=4000, batch_size=32, lr=2e-3,
+                             data=20000)
     parser.add_argument("--crop", type=int, default=32, help="train on random crops this big for the first 3/4")
-    parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--kl-weight", type=float, default=1e-6)
-    parser.add_argument("--scenes", type=int, default=20000)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--checkpoint-every", type=int, default=500)
-    parser.add_argument("--tiny", action="store_true", help="a two-step smoke run (CI)")
     args = parser.parse_args(argv)
     if args.tiny:
         args.steps, args.scenes, args.batch_size, args.checkpoint_every = 2, 64, 4, 1

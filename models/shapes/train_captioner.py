@@ -23,26 +23,18 @@ from transformers import (
 from .data import prepare_scenes
 from .grammar import vocabulary
 from .model_card import hardware, write_model_card
-from .training import EMA, Checkpoints, command_line, optimizer_step, set_seed, set_warmup_cosine_lr
+from .training import EMA, Checkpoints, command_line, optimizer_step, set_seed, set_warmup_cosine_lr, training_parser
 
 MAX_TOKENS = 16
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default="models/bundled/captioner")
-    parser.add_argument("--work-dir", default="runs/captioner")
-    parser.add_argument("--steps", type=int, default=3000)
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--lr", type=float, default=5e-4)
+    parser = training_parser(__doc__, out="models/bundled/captioner", work_dir="runs/captioner", steps=3000,
+                             batch_size=64, lr=5e-4, data=30000)
     parser.add_argument("--width", type=int, default=128)
-    parser.add_argument("--scenes", type=int, default=30000)
-    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--eval-every", type=int, default=500)
     parser.add_argument("--eval-count", type=int, default=300, help="held-out renders for the exact-match score")
-    parser.add_argument("--checkpoint-every", type=int, default=500)
-    parser.add_argument("--tiny", action="store_true", help="a two-step smoke run (CI)")
     args = parser.parse_args(argv)
     if args.tiny:
         args.steps, args.scenes, args.batch_size, args.checkpoint_every, args.eval_every, args.eval_count = 2, 32, 4, 1, 1, 8

@@ -27,28 +27,20 @@ from .instructions import parse_instruction, random_edit
 from .model_card import hardware, write_model_card
 from .render import render_attributes
 from .train_text_to_image import NOISE, build_unet, encode_images, tokenize
-from .training import EMA, Checkpoints, command_line, optimizer_step, set_seed, set_warmup_cosine_lr
+from .training import EMA, Checkpoints, command_line, optimizer_step, set_seed, set_warmup_cosine_lr, training_parser
 
 SHARED = ("vae", "text_encoder", "tokenizer")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = training_parser(__doc__, out="models/bundled/instruct_edit", work_dir="runs/instruct_edit", steps=3000,
+                             batch_size=64, lr=5e-4, data=20000)
     parser.add_argument("--base", default="models/bundled/text_to_image")
-    parser.add_argument("--out", default="models/bundled/instruct_edit")
-    parser.add_argument("--work-dir", default="runs/instruct_edit")
-    parser.add_argument("--steps", type=int, default=3000)
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--lr", type=float, default=5e-4)
-    parser.add_argument("--pairs", type=int, default=20000)
     parser.add_argument("--drop", type=float, default=0.05, help="share of samples without text, image, or both")
-    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--eval-count", type=int, default=100)
-    parser.add_argument("--checkpoint-every", type=int, default=500)
-    parser.add_argument("--tiny", action="store_true", help="a two-step smoke run (CI)")
     args = parser.parse_args(argv)
     if args.tiny:
-        args.steps, args.pairs, args.batch_size, args.checkpoint_every, args.eval_count = 2, 16, 4, 1, 2
+        args.steps, args.scenes, args.batch_size, args.checkpoint_every, args.eval_count = 2, 16, 4, 1, 2
     return args
 
 
@@ -109,7 +101,7 @@ def main(argv=None) -> None:
     base = StableDiffusionPipeline.from_pretrained(args.base, safety_checker=None, requires_safety_checker=False)
     vae, text_encoder = base.vae.requires_grad_(False), base.text_encoder.requires_grad_(False)
     unet = instruct_unet(base.unet)
-    before, after, prompts = edit_pairs(vae, args.pairs, args.seed, Path(args.work_dir, f"pairs-{args.pairs}-{args.seed}.safetensors"))
+    before, after, prompts = edit_pairs(vae, args.scenes, args.seed, Path(args.work_dir, f"pairs-{args.scenes}-{args.seed}.safetensors"))
     input_ids = tokenize(base.tokenizer, prompts)
     empty_ids = tokenize(base.tokenizer, [""])
     noise_scheduler = DDPMScheduler(**NOISE)
@@ -161,7 +153,7 @@ def main(argv=None) -> None:
             "seed": args.seed,
             "steps": args.steps,
             "batch size": args.batch_size,
-            "data": f"{args.pairs} (before, edit, after) render pairs (seed {args.seed}), "
+            "data": f"{args.scenes} (before, edit, after) render pairs (seed {args.seed}), "
             f"text/image/both dropped {args.drop:.0%} each",
             "initialised from": args.base,
             "wall time (s)": wall,

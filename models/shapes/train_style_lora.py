@@ -22,26 +22,18 @@ from .evaluate import score_style_transfer
 from .model_card import hardware
 from .styles import STYLES
 from .train_text_to_image import NOISE, diffusion_loss, encode_scenes, tokenize
-from .training import Checkpoints, command_line, optimizer_step, set_seed, set_warmup_cosine_lr
+from .training import Checkpoints, command_line, optimizer_step, set_seed, set_warmup_cosine_lr, training_parser
 
 LORA_TARGETS = ["to_q", "to_k", "to_v", "to_out.0", "proj_in", "proj_out", "conv1", "conv2", "ff.net.0.proj", "ff.net.2"]
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = training_parser(__doc__, out="models/bundled/styles", work_dir="runs/styles", steps=800, batch_size=32,
+                             lr=2e-3, data=8000, checkpoint_every=200)
     parser.add_argument("--style", required=True, choices=STYLES)
     parser.add_argument("--base", default="models/bundled/text_to_image", help="the bundled text-to-image folder")
-    parser.add_argument("--out", default="models/bundled/styles")
-    parser.add_argument("--work-dir", default="runs/styles")
-    parser.add_argument("--steps", type=int, default=800)
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--rank", type=int, default=8)
-    parser.add_argument("--scenes", type=int, default=8000)
-    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--eval-count", type=int, default=100, help="style transfers judged at the end")
-    parser.add_argument("--checkpoint-every", type=int, default=200)
-    parser.add_argument("--tiny", action="store_true", help="a two-step smoke run (CI)")
     args = parser.parse_args(argv)
     if args.tiny:
         args.steps, args.scenes, args.batch_size, args.checkpoint_every, args.eval_count = 2, 16, 4, 1, 2

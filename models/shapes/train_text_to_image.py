@@ -25,7 +25,7 @@ from .grammar import vocabulary
 from .model_card import hardware, write_model_card
 from .styles import PLAIN
 from .tokenizer import MAX_LENGTH, build_tokenizer
-from .training import EMA, Checkpoints, command_line, optimizer_step, set_seed, set_warmup_cosine_lr
+from .training import EMA, Checkpoints, command_line, optimizer_step, set_seed, set_warmup_cosine_lr, training_parser
 
 # Zero terminal SNR (with v-prediction): at the last timestep the model sees pure noise, so it must take the
 # layout from the caption. With SD's default schedule a 64px scene survives faintly at t=999, and a first run
@@ -35,23 +35,15 @@ NOISE = {"num_train_timesteps": 1000, "beta_schedule": "scaled_linear", "beta_st
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = training_parser(__doc__, out="models/bundled/text_to_image", work_dir="runs/text_to_image", steps=6000,
+                             batch_size=64, lr=1e-3, data=40000)
     parser.add_argument("--vae", default="runs/autoencoder", help="the trained autoencoder folder (its card is kept)")
-    parser.add_argument("--out", default="models/bundled/text_to_image")
-    parser.add_argument("--work-dir", default="runs/text_to_image")
-    parser.add_argument("--steps", type=int, default=6000)
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--channels", default="32,64,128", help="UNet block_out_channels")
     parser.add_argument("--text-width", type=int, default=128)
     parser.add_argument("--cfg-dropout", type=float, default=0.1, help="share of captions replaced by the empty prompt")
     parser.add_argument("--snr-gamma", type=float, default=0.0, help="min-SNR loss weighting (0: plain v-MSE)")
-    parser.add_argument("--scenes", type=int, default=40000)
-    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--eval-every", type=int, default=1000)
     parser.add_argument("--eval-captions", type=int, default=100)
-    parser.add_argument("--checkpoint-every", type=int, default=500)
-    parser.add_argument("--tiny", action="store_true", help="a two-step smoke run (CI)")
     args = parser.parse_args(argv)
     if args.tiny:
         args.steps, args.scenes, args.batch_size = 2, 32, 4

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import copy
 import json
 import math
@@ -14,6 +15,22 @@ from pathlib import Path
 import numpy as np
 import torch
 from safetensors.torch import load_file, load_model, save_file, save_model
+
+
+def training_parser(doc: str, *, out: str, work_dir: str, steps: int, batch_size: int, lr: float, data: int,
+                    checkpoint_every: int = 500) -> argparse.ArgumentParser:  # fmt: skip
+    """The arguments every training script takes; each script adds its own."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--out", default=out, help="where the trained model goes")
+    parser.add_argument("--work-dir", default=work_dir, help="checkpoints (resumed from the latest)")
+    parser.add_argument("--steps", type=int, default=steps)
+    parser.add_argument("--batch-size", type=int, default=batch_size)
+    parser.add_argument("--lr", type=float, default=lr)
+    parser.add_argument("--scenes", type=int, default=data, help="rendered training examples")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--checkpoint-every", type=int, default=checkpoint_every)
+    parser.add_argument("--tiny", action="store_true", help="a two-step smoke run (CI)")
+    return parser
 
 
 def set_seed(seed: int) -> None:
