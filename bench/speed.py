@@ -37,7 +37,7 @@ from models.presets import BUNDLED_DIR  # noqa: E402
 from models.shapes import render  # noqa: E402
 from models.shapes.evaluate import region_mask  # noqa: E402
 from models.shapes.grammar import parse  # noqa: E402
-from models.shapes.instructions import parse_instruction  # noqa: E402
+from models.shapes.instructions import edited_caption  # noqa: E402
 
 PROMPT = "a small red star at the top on a blue background"
 CONTENT = "a large green circle in the center on a white background"
@@ -106,7 +106,7 @@ def bundled_jobs(repeats: int) -> list[dict]:
         "inpaint": (lambda: engine.inpaint(content, mask, PROMPT, seed=0),
                     lambda: inpaint(PROMPT, image=content, mask_image=mask, height=64, width=64, **common)),
         "instruct_edit": (lambda: engine.instruct_edit(content, "make the circle blue", seed=0),
-                          lambda: instruct(parse_instruction("make the circle blue").prompt, image=content,
+                          lambda: instruct(edited_caption(CONTENT, "make the circle blue"), image=content,
                                            image_guidance_scale=preset.image_guidance, **common)),
     }  # fmt: skip
     rows = [row(f"bundled {name}", median_ms(ours, repeats), median_ms(plain, repeats))
@@ -172,6 +172,25 @@ def architecture(name: str, folder: Path, repeats: int) -> dict:
                        "load_s": round(load_s, 1)})  # fmt: skip
 
 
+def unet_probe(folder: Path, repeats: int) -> list[dict]:
+    """One SD-Turbo-architecture UNet step at 512x512 per layout and dtype: what the engine's CPU policy rests on."""
+    from diffusers import UNet2DConditionModel
+
+    latents, text = torch.randn(1, 4, 64, 64), torch.randn(1, 77, 1024)
+    rows, reference = [], None
+    for label, dtype, layout in (("fp32", torch.float32, torch.contiguous_format),
+                                 ("fp32 channels_last", torch.float32, torch.channels_last),
+                                 ("bf16 channels_last", torch.bfloat16, torch.channels_last)):  # fmt: skip
+        unet = UNet2DConditionModel.from_pretrained(folder / "text_to_image" / "unet", torch_dtype=dtype)
+        unet = unet.to(memory_format=layout).eval()
+        with torch.no_grad():
+            ms = median_ms(lambda: unet(latents.to(dtype), 999, text.to(dtype)), repeats)
+        reference = reference or ms
+        rows.append(row(f"probe: sd-turbo UNet step 512x512, {label}", ms, reference))
+        del unet
+    return rows
+
+
 def bar_chart(rows: list[dict], path: Path) -> None:
     """Speed-ups (baseline / Depict) as horizontal bars."""
     rows = [r for r in rows if r.get("speedup")]
@@ -202,6 +221,7 @@ def main(argv=None) -> list[dict]:
     if not args.skip_architectures:
         with tempfile.TemporaryDirectory() as temp:
             rows += [architecture(name, Path(temp) / name, args.repeats) for name in ("sd-turbo", "sd15")]
+            rows += unet_probe(Path(temp) / "sd-turbo", repeats=3)
     (out / "speed.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     bar_chart(rows, out / "speed.png")
     print("\n| benchmark | Depict ms | baseline ms | speed-up |\n|---|---|---|---|")

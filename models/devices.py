@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass, replace
-from functools import cache
+from dataclasses import dataclass
 
 import psutil
 import torch
@@ -25,7 +24,6 @@ class DevicePolicy:
     attention_slicing: bool
     vae_tiling: bool
     cpu_offload: bool
-    dtype_chosen: bool = False  # set by the caller or env: presets do not override it
 
     @property
     def key(self) -> tuple[str, str]:
@@ -43,29 +41,16 @@ def free_memory(device: str) -> int:
     return psutil.virtual_memory().available
 
 
-@cache
-def cpu_has_bf16() -> bool:
-    """Whether this CPU computes bf16 natively (AVX512-BF16 or AMX), where bf16 beats fp32."""
-    try:
-        with open("/proc/cpuinfo") as info:
-            flags = info.read()
-    except OSError:
-        return False
-    return torch.backends.mkldnn.is_available() and ("avx512_bf16" in flags or "amx_bf16" in flags)
-
-
 def default_dtype(device: str) -> str:
-    if device.startswith("cuda"):
-        return "float16"
-    return "bfloat16" if cpu_has_bf16() else "float32"
+    """fp16 on CUDA. fp32 on CPU: bf16 measured slower there even on AVX512-BF16 (see bench/speed.py's probe)."""
+    return "float16" if device.startswith("cuda") else "float32"
 
 
 def choose_policy(device: str | None = None, dtype: str | None = None) -> DevicePolicy:
-    """CUDA with fp16 when present; else CPU with bf16 where the CPU has native bf16, fp32 elsewhere
-    (env `DEPICT_DEVICE`, `DEPICT_DTYPE`, `DEPICT_SLICING`, `DEPICT_VAE_TILING`, `DEPICT_CPU_OFFLOAD` = auto|on|off)."""
+    """CUDA with fp16 when present, else CPU with fp32 (env `DEPICT_DEVICE`, `DEPICT_DTYPE`, `DEPICT_SLICING`,
+    `DEPICT_VAE_TILING`, `DEPICT_CPU_OFFLOAD` = auto|on|off)."""
     device = device or os.environ.get("DEPICT_DEVICE") or ("cuda" if torch.cuda.is_available() else "cpu")
-    chosen = dtype or os.environ.get("DEPICT_DTYPE")
-    dtype_name = chosen or default_dtype(device)
+    dtype_name = dtype or os.environ.get("DEPICT_DTYPE") or default_dtype(device)
     free = free_memory(device)
     low = free < _LOW_MEMORY_BYTES
     return DevicePolicy(
@@ -74,15 +59,7 @@ def choose_policy(device: str | None = None, dtype: str | None = None) -> Device
         attention_slicing=_flag("DEPICT_SLICING", low),
         vae_tiling=_flag("DEPICT_VAE_TILING", low),
         cpu_offload=_flag("DEPICT_CPU_OFFLOAD", device.startswith("cuda") and free < _OFFLOAD_BYTES),
-        dtype_chosen=bool(chosen),
     )
-
-
-def policy_for(policy: DevicePolicy, cpu_dtype: str | None) -> DevicePolicy:
-    """The policy for a preset that names its CPU dtype (a small model where bf16 does not pay)."""
-    if policy.dtype_chosen or not cpu_dtype or policy.device != "cpu":
-        return policy
-    return replace(policy, dtype=getattr(torch, cpu_dtype))
 
 
 def xformers_available() -> bool:

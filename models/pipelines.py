@@ -25,7 +25,7 @@ from diffusers import (
 
 from .adapters import AdapterCatalog, AdapterState
 from .captioner import Captioner
-from .devices import DevicePolicy, configure_pipeline, policy_for
+from .devices import DevicePolicy, configure_pipeline
 from .errors import PresetUnavailable
 from .presets import Preset, hub_reachable, is_available
 from .prompt_cache import PromptCache
@@ -168,7 +168,7 @@ class PipelineCache:
             with self._lock:
                 if preset.name in self._loaded:
                     return self._loaded[preset.name]
-            entry = LoadedPreset(preset, policy_for(self.policy, preset.cpu_dtype))
+            entry = LoadedPreset(preset, self.policy)
             with self._lock:
                 self._loaded[preset.name] = entry
                 while len(self._loaded) > max(1, max_loaded_presets()):

@@ -36,7 +36,6 @@ class Preset:
     speed_adapter: str | None = None  # a LoRA always active (e.g. LCM-LoRA), as "repo_or_folder[:weight_name]"
     adapters_dir: str | None = None  # the preset's own LoRA adapters (e.g. bundled styles)
     vae_tiny: str | None = None  # an AutoencoderTiny companion for fast decode
-    cpu_dtype: str | None = None  # None: bf16 on CPUs with native bf16, else fp32; a name forces it on CPU
     steps: int = 25
     guidance: float = 7.5
     width: int = 512

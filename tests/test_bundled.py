@@ -53,6 +53,7 @@ def test_regenerate_keeping_layout_stays_closer_to_the_original(bundled):
     kept = bundled.regenerate(original, PROMPT, keep_layout=0.8, seed=3).metadata["fidelity"]
     fresh = bundled.regenerate(original, PROMPT, keep_layout=0.0, seed=3).metadata["fidelity"]
     assert kept["psnr"] > fresh["psnr"] and kept["all_kept"]
+    assert set(kept["attributes_kept"]) == {"size", "color", "shape", "position", "background"}
 
 
 def test_describe_writes_the_caption_of_a_render(bundled):
@@ -108,6 +109,8 @@ def test_instruction_edit_changes_what_was_asked(bundled):
 def test_instructions_outside_the_world_are_refused(bundled):
     with pytest.raises(ValueError, match="It understands: make the star green"):
         bundled.instruct_edit(render(PROMPT), "make it look like a painting")
+    with pytest.raises(ValueError, match="does not fit the picture"):  # the circle is yellow on purple already
+        bundled.instruct_edit(render(PROMPT), "make the circle purple")
 
 
 def test_inpainting_repaints_the_mask_and_keeps_the_rest(bundled):

@@ -4,10 +4,18 @@ from __future__ import annotations
 
 import json
 
+import torch
 from diffusers import AutoencoderKL, StableDiffusionInstructPix2PixPipeline, StableDiffusionPipeline
 from transformers import BlipForConditionalGeneration
 
-from models.shapes import train_autoencoder, train_captioner, train_instruct_edit, train_style_lora, train_text_to_image
+from models.shapes import (
+    train_autoencoder,
+    train_captioner,
+    train_instruct_edit,
+    train_style_decoder,
+    train_style_lora,
+    train_text_to_image,
+)
 
 
 def test_autoencoder_script(tmp_path):
@@ -19,6 +27,12 @@ def test_autoencoder_script(tmp_path):
     assert "PSNR" in (out / "README.md").read_text()
     train_autoencoder.main(["--tiny", "--out", str(out), "--work-dir", str(work)])  # resumes: nothing left to do
     assert sorted(p.name for p in work.iterdir()) == ["checkpoint-1", "checkpoint-2"]
+
+    tuned = tmp_path / "tuned"
+    train_style_decoder.main(["--tiny", "--vae", str(out), "--out", str(tuned), "--work-dir", str(tmp_path / "w")])
+    before, after = AutoencoderKL.from_pretrained(out), AutoencoderKL.from_pretrained(tuned)
+    assert all(torch.equal(a, b) for a, b in zip(before.encoder.parameters(), after.encoder.parameters()))
+    assert not all(torch.equal(a, b) for a, b in zip(before.decoder.parameters(), after.decoder.parameters()))
 
 
 def test_text_to_image_captioner_style_and_instruct_scripts(tmp_path):

@@ -57,6 +57,10 @@ def check_text(value, name: str, required: bool) -> None:
         raise ValueError(f"`{name}` must be at most {LIMITS.max_prompt_chars} characters, got {len(value)}.")
     if "\x00" in value:
         raise ValueError(f"`{name}` contains a NUL character.")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(f"`{name}` is not valid Unicode text (it holds unpaired surrogates).") from None
 
 
 def check_range(value, name: str, low: float, high: float, integer: bool = False) -> None:

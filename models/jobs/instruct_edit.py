@@ -1,8 +1,8 @@
 """Instruction editing (InstructPix2Pix): "make the circle green".
 
-Hub presets pass the instruction through; the bundled (shapes-world) model is conditioned on the edit's
-canonical text, so its instructions are parsed first and anything outside the world's instructions is refused
-with the list of what is understood.
+Hub presets pass the instruction through. The bundled (shapes-world) model is conditioned on the edited
+caption: the captioner describes the picture and the parsed instruction is applied to that description;
+instructions outside the world's are refused with the list of what is understood.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from ..images import load_image
 from ..presets import Preset
-from ..shapes.instructions import parse_instruction
+from ..shapes.instructions import edited_caption, parse_instruction
 from .base import Job, Prepared, SamplingParams, check_range, check_sampling, check_text, resolve
 from .image_to_image import working_image
 
@@ -43,7 +43,13 @@ class InstructEdit(Job):
         image = working_image(load_image(params.image), loaded.preset)
         resolved = resolve(params, loaded.preset, *image.size)
         image_guidance = params.image_guidance if params.image_guidance is not None else loaded.preset.image_guidance
-        prompt = parse_instruction(params.instruction).prompt if loaded.preset.shapes_world else params.instruction
+        prompt, extras = params.instruction, {}
+        if loaded.preset.shapes_world:
+            extras["description"] = loaded.pipeline("captioner").describe(image)
+            prompt = edited_caption(extras["description"], params.instruction)
         args = {"prompt": prompt, "negative_prompt": params.negative_prompt or None, "image": image,
                 "image_guidance_scale": image_guidance}  # fmt: skip
-        return Prepared(role=self.role, args=args, resolved=resolved, adapters={})
+        return Prepared(role=self.role, args=args, resolved=resolved, adapters={}, extras=extras)
+
+    def metadata(self, params, loaded, prepared) -> dict:
+        return {**super().metadata(params, loaded, prepared), "prompt": prepared.args["prompt"], **prepared.extras}

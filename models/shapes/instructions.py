@@ -1,9 +1,9 @@
 """Edit instructions of the shapes world: what the bundled instruction-edit model understands.
 
 Each instruction changes one attribute: `make the star green`, `change the background to yellow`,
-`turn the circle into a square`, `make it small`, `move it to the left`. The model is conditioned on the
-edit's canonical text (words of the caption grammar only, e.g. `yellow background`), so the bundled text
-encoder knows every word it sees.
+`turn the circle into a square`, `make it small`, `move it to the left`. The bundled model is conditioned on
+the edited caption (the picture's description with the instruction applied), so its text encoder sees only
+the caption grammar it was trained on, and every attribute the edit keeps is spelled out.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import random
 import re
 from dataclasses import dataclass
 
-from .grammar import COLORS, POSITIONS, SHAPES, SIZES, Attributes
+from .grammar import COLORS, POSITIONS, SHAPES, SIZES, Attributes, parse
 
 _SHAPE = "|".join(SHAPES)
 _COLOR = "|".join(COLORS)
@@ -42,11 +42,6 @@ class Edit:
     attribute: str  # one of ATTRIBUTE_NAMES
     value: str
 
-    @property
-    def prompt(self) -> str:
-        """The canonical text the model is conditioned on."""
-        return f"{self.value} background" if self.attribute == "background" else self.value
-
     def apply(self, scene: Attributes) -> Attributes:
         return scene.replace(**{self.attribute: self.value})
 
@@ -62,6 +57,19 @@ def parse_instruction(text: str) -> Edit:
             value = _TARGET.get(value, value) if attribute == "position" else _ALIASES.get(value, value)
             return Edit(attribute, value)
     raise ValueError(f"The bundled model does not understand the instruction {text!r}. It understands: {UNDERSTOOD}.")
+
+
+def edited_caption(description: str, instruction: str) -> str:
+    """The caption the bundled model draws: the picture's description with the instruction applied."""
+    edit = parse_instruction(instruction)
+    try:
+        scene = parse(description)
+    except ValueError:
+        raise ValueError(f"The picture is not a shapes-world scene the bundled model can edit (it reads as {description!r}).") from None
+    try:
+        return edit.apply(scene).caption
+    except ValueError as error:
+        raise ValueError(f"The instruction {instruction!r} does not fit the picture ({description!r}): {error}") from None
 
 
 _PHRASES = {

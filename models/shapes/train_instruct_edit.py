@@ -20,22 +20,34 @@ import torch.nn.functional as F
 from diffusers import DDPMScheduler, StableDiffusionInstructPix2PixPipeline, StableDiffusionPipeline
 from safetensors.torch import load_file, save_file
 from tqdm import tqdm
+from transformers import BlipForConditionalGeneration, BlipProcessor
 
 from .evaluate import score_instruct_edit
 from .grammar import random_attributes
-from .instructions import parse_instruction, random_edit
+from .instructions import edited_caption, random_edit
 from .model_card import hardware, write_model_card
 from .render import render_attributes
+from .train_captioner import caption_batch
 from .train_text_to_image import NOISE, build_unet, encode_images, tokenize
-from .training import EMA, Checkpoints, command_line, optimizer_step, set_seed, set_warmup_cosine_lr, training_parser
+from .training import (
+    EMA,
+    Checkpoints,
+    command_line,
+    optimizer_step,
+    save_unet_fp16,
+    set_seed,
+    set_warmup_cosine_lr,
+    training_parser,
+)
 
 SHARED = ("vae", "text_encoder", "tokenizer")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = training_parser(__doc__, out="models/bundled/instruct_edit", work_dir="runs/instruct_edit", steps=3000,
+    parser = training_parser(__doc__, out="models/bundled/instruct_edit", work_dir="runs/instruct_edit", steps=2000,
                              batch_size=64, lr=5e-4, data=20000)
     parser.add_argument("--base", default="models/bundled/text_to_image")
+    parser.add_argument("--captioner", default="models/bundled/captioner", help="describes pictures in the final eval")
     parser.add_argument("--drop", type=float, default=0.05, help="share of samples without text, image, or both")
     parser.add_argument("--eval-count", type=int, default=100)
     args = parser.parse_args(argv)
@@ -57,7 +69,7 @@ def instruct_unet(base_unet) -> torch.nn.Module:
 
 @torch.no_grad()
 def edit_pairs(vae, count: int, seed: int, cache: Path) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
-    """(before latents unscaled, after latents scaled, edit prompts) of `count` random edits, cached."""
+    """(before latents unscaled, after latents scaled, edited captions) of `count` random edits, cached."""
     if cache.exists():
         stored = load_file(cache)
         return stored["before"], stored["after"], cache.with_suffix(".txt").read_text().splitlines()
@@ -69,7 +81,7 @@ def edit_pairs(vae, count: int, seed: int, cache: Path) -> tuple[torch.Tensor, t
         image_seed = rng.randrange(2**31)
         before.append(np.asarray(render_attributes(scene, image_seed)))
         after.append(np.asarray(render_attributes(edit.apply(scene), image_seed)))
-        prompts.append(edit.prompt)
+        prompts.append(edit.apply(scene).caption)
     images = [torch.from_numpy(np.stack(x)).permute(0, 3, 1, 2).contiguous() for x in (before, after)]
     before_latents = encode_images(vae, images[0]) / vae.config.scaling_factor  # the pipeline's image latents
     after_latents = encode_images(vae, images[1])
@@ -134,10 +146,15 @@ def main(argv=None) -> None:
     )  # fmt: skip
     pipeline.set_progress_bar_config(disable=True)
     save_instruct_folder(pipeline, args.out)
+    save_unet_fp16(ema.module, args.out)
 
-    def edit(image, instruction, seed):
+    captioner = BlipForConditionalGeneration.from_pretrained(args.captioner).eval()
+    processor = BlipProcessor.from_pretrained(args.captioner)
+
+    def edit(image, instruction, seed):  # as the engine does it: describe, apply the instruction, draw
+        prompt = edited_caption(caption_batch(captioner, processor, [image])[0], instruction)
         generator = torch.Generator().manual_seed(seed)
-        return pipeline(parse_instruction(instruction).prompt, image=image, num_inference_steps=8, guidance_scale=4.0, image_guidance_scale=1.5,
+        return pipeline(prompt, image=image, num_inference_steps=12, guidance_scale=4.0, image_guidance_scale=1.5,
                         generator=generator).images[0]  # fmt: skip
 
     scores = score_instruct_edit(edit, args.eval_count, seed=30_000)
@@ -145,9 +162,9 @@ def main(argv=None) -> None:
         args.out,
         "Depict bundled instruction-edit model (shapes world)",
         "A `StableDiffusionInstructPix2PixPipeline` UNet (8 input channels: noisy latents + the input image's "
-        "latents) that shares the bundled text-to-image VAE and text encoder. It is conditioned on the edit's "
-        "canonical text (`green`, `yellow background`, `square`, `small`, `on the left`); the engine turns "
-        "instructions such as `make the star green` into it (`models/shapes/instructions.py`).",
+        "latents) that shares the bundled text-to-image VAE and text encoder. It is conditioned on the edited "
+        "caption: the engine describes the picture with the bundled captioner and applies the instruction "
+        "(`make the star green`) to that description (`models/shapes/instructions.py`).",
         {
             "command": command_line("models.shapes.train_instruct_edit", argv),
             "seed": args.seed,
@@ -158,7 +175,7 @@ def main(argv=None) -> None:
             "initialised from": args.base,
             "wall time (s)": wall,
             "hardware": hardware(),
-            "judged (8 steps, guidance 4, image guidance 1.5)": scores,
+            "judged (captioner + edit, 12 steps, guidance 4, image guidance 1.5)": scores,
             "UNet parameters": sum(p.numel() for p in unet.parameters()),
         },
     )

@@ -25,7 +25,16 @@ from .grammar import vocabulary
 from .model_card import hardware, write_model_card
 from .styles import PLAIN
 from .tokenizer import MAX_LENGTH, build_tokenizer
-from .training import EMA, Checkpoints, command_line, optimizer_step, set_seed, set_warmup_cosine_lr, training_parser
+from .training import (
+    EMA,
+    Checkpoints,
+    command_line,
+    optimizer_step,
+    save_unet_fp16,
+    set_seed,
+    set_warmup_cosine_lr,
+    training_parser,
+)
 
 # Zero terminal SNR (with v-prediction): at the last timestep the model sees pure noise, so it must take the
 # layout from the caption. With SD's default schedule a 64px scene survives faintly at t=999, and a first run
@@ -187,6 +196,7 @@ def main(argv=None) -> None:
             checkpoints.save(step + 1, modules, optimizer, extra)
     pipeline = make_pipeline(vae, ema_text.module, tokenizer, ema_unet.module)
     pipeline.save_pretrained(args.out)
+    save_unet_fp16(ema_unet.module, args.out)
     if Path(args.vae, "README.md").is_file():
         shutil.copy(Path(args.vae, "README.md"), Path(args.out, "vae", "README.md"))
     final = history[-1] if history else {}

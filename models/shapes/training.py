@@ -134,3 +134,9 @@ class Checkpoints:
         info = json.loads((folder / "state.json").read_text())
         optimizer.load_state_dict(_unflatten_optimizer(load_file(folder / "optimizer.safetensors"), info["param_groups"]))
         return info
+
+
+def save_unet_fp16(unet: torch.nn.Module, folder: str | Path) -> None:
+    """Store a UNet in fp16 (half the bytes); diffusers loads it back as fp32 unless asked otherwise."""
+    half = copy.deepcopy(unet).to(torch.float16)
+    half.save_pretrained(Path(folder, "unet"))
