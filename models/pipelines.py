@@ -25,7 +25,7 @@ from diffusers import (
 
 from .adapters import AdapterCatalog, AdapterState
 from .captioner import Captioner
-from .devices import DevicePolicy, configure_pipeline
+from .devices import DevicePolicy, configure_pipeline, memory_format
 from .errors import PresetUnavailable
 from .presets import Preset, hub_reachable, is_available
 from .prompt_cache import PromptCache
@@ -142,7 +142,7 @@ class LoadedPreset:
                 except PresetUnavailable as error:
                     log.warning("fast decode off for %s: %s", self.preset.name, error)
                     return None
-                self._tiny_vae = vae.to(self.policy.device, memory_format=torch.channels_last).eval()
+                self._tiny_vae = vae.to(self.policy.device, memory_format=memory_format(self.policy.dtype)).eval()
         return self._tiny_vae
 
     def lock_for(self, role: str) -> threading.RLock:

@@ -43,8 +43,13 @@ def test_cpu_runs_fp32_unless_asked(monkeypatch):
     assert choose_policy("cpu").dtype == torch.bfloat16
 
 
-def test_models_run_channels_last(engine):
-    base = engine.load().base
+def test_half_precision_runs_channels_last_and_fp32_does_not(tiny_preset, engine):
+    fp32 = engine.load().base
+    assert fp32.unet.conv_in.weight.is_contiguous()  # NHWC made fp32 slower on CPU (bench/speed.py probe)
+    bf16 = Engine(preset=str(tiny_preset), dtype="bfloat16")
+    result = bf16.text_to_image(PROMPT, seed=1)
+    base = bf16.load().base
+    assert result.metadata["dtype"] == "bfloat16" and result.images[0].size == (64, 64)
     for module in (base.unet.conv_in, base.vae.decoder.conv_in):
         assert module.weight.is_contiguous(memory_format=torch.channels_last)
 
