@@ -37,7 +37,8 @@ def read_settings(path: str | None) -> dict:
 
 def settings_loader(fields: dict, presets: list[str]) -> gr.File:
     """A drop zone that restores `fields` (parameter name -> widget) from a PNG's metadata."""
-    upload = gr.File(label="Load settings from a PNG", file_types=[".png"], height=80)
+    upload = gr.File(label="Load settings from a PNG", file_types=[".png"], height=80,
+                     elem_classes=["depict-settings-loader"])  # fmt: skip
     keys = list(fields)
 
     def restore(path):

@@ -121,3 +121,18 @@ def test_edit_tab_instruction_and_painted_inpaint(page, picture, tmp_path):
     )
     shows_a_picture(page, "edit-gallery", tmp_path / "inpaint.png")
     assert page.locator("#edit-gallery img").count() >= 2, "inpainting the painted region produced no image"
+
+
+def test_dropping_a_png_restores_the_tab_settings(page, url, tmp_path):
+    from gradio_client import Client
+
+    prompt = "a large white cross on the left on a black background"
+    gallery, _ = Client(url, verbose=False).predict(prompt=prompt, seed=123, steps=5, guidance=3.5,
+                                                    api_name="/text_to_image")  # fmt: skip
+    page.get_by_role("tab", name="Text → image").click()
+    page.locator("#t2i-prompt textarea").fill("something else")
+    page.locator(".depict-settings-loader:visible input[type=file]").set_input_files(gallery[0]["image"])
+    page.wait_for_function("p => document.querySelector('#t2i-prompt textarea').value === p", arg=prompt)
+    page.locator("button:visible", has_text="Settings").first.click()
+    seed = page.locator("input[aria-label='Seed (-1 = random)']:visible").first
+    page.wait_for_function("e => e.value === '123'", arg=seed.element_handle())
