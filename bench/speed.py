@@ -33,7 +33,6 @@ from PIL import Image, ImageDraw  # noqa: E402
 from transformers import AutoProcessor, BlipForConditionalGeneration  # noqa: E402
 
 from models import Engine  # noqa: E402
-from models.presets import BUNDLED_DIR  # noqa: E402
 from models.shapes import render  # noqa: E402
 from models.shapes.evaluate import region_mask  # noqa: E402
 from models.shapes.grammar import parse  # noqa: E402

@@ -132,8 +132,8 @@ class LoadedPreset:
 
     def tiny_vae(self) -> AutoencoderTiny | None:
         """The preset's tiny autoencoder for fast decode, loaded on first use; None if it has none or it is missing."""
-        if not self.preset.vae_tiny:
-            return None
+        if not self.preset.vae_tiny or self._tiny_vae is not None:
+            return self._tiny_vae
         with self._load_lock:
             if self._tiny_vae is None:
                 try:

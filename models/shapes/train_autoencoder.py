@@ -12,11 +12,10 @@ import time
 
 import torch
 from diffusers import AutoencoderKL
-from tqdm import tqdm
 
 from .data import prepare_scenes, psnr, to_model_range
 from .model_card import hardware, write_model_card
-from .training import EMA, Checkpoints, command_line, optimizer_step, set_seed, set_warmup_cosine_lr, training_parser
+from .training import EMA, command_line, optimizer_step, resume_run, set_seed, set_warmup_cosine_lr, training_parser
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -75,12 +74,9 @@ def main(argv=None) -> None:
     vae = build_autoencoder()
     optimizer = torch.optim.AdamW(vae.parameters(), lr=args.lr, weight_decay=0.0)
     ema = EMA(vae, decay=0.999)
-    checkpoints = Checkpoints(args.work_dir)
-    state = checkpoints.resume({"vae": vae, "ema": ema.module}, optimizer)
-    start = state["step"]
-    generator = torch.Generator().manual_seed(args.seed + start)
-    began = time.time() - state.get("elapsed", 0.0)
-    progress = tqdm(range(start, args.steps), initial=start, total=args.steps, desc="autoencoder", mininterval=10)
+    checkpoints, state, generator, began, progress = resume_run(
+        args.work_dir, {"vae": vae, "ema": ema.module}, optimizer, args.seed, args.steps, "autoencoder"
+    )
     for step in progress:
         batch = to_model_range(images[torch.randint(0, len(images), (args.batch_size,), generator=generator)])
         if step < args.steps * 3 // 4:

@@ -9,7 +9,6 @@ import argparse
 import time
 
 import torch
-from tqdm import tqdm
 from transformers import (
     BertTokenizer,
     BlipConfig,
@@ -23,7 +22,7 @@ from transformers import (
 from .data import prepare_scenes
 from .grammar import vocabulary
 from .model_card import hardware, write_model_card
-from .training import EMA, Checkpoints, command_line, optimizer_step, set_seed, set_warmup_cosine_lr, training_parser
+from .training import EMA, command_line, optimizer_step, resume_run, set_seed, set_warmup_cosine_lr, training_parser
 
 MAX_TOKENS = 16
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
@@ -109,13 +108,10 @@ def main(argv=None) -> None:
     labels = tokens.input_ids.masked_fill(tokens.attention_mask == 0, -100)
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01)
     ema = EMA(model, 0.995)
-    checkpoints = Checkpoints(args.work_dir)
-    state = checkpoints.resume({"model": model, "ema": ema.module}, optimizer)
-    start = state["step"]
-    generator = torch.Generator().manual_seed(args.seed + start)
-    began = time.time() - state.get("elapsed", 0.0)
+    checkpoints, state, generator, began, progress = resume_run(
+        args.work_dir, {"model": model, "ema": ema.module}, optimizer, args.seed, args.steps, "captioner", mininterval=5
+    )
     accuracy = state.get("accuracy")
-    progress = tqdm(range(start, args.steps), initial=start, total=args.steps, desc="captioner", mininterval=5)
     model.train()
     for step in progress:
         index = torch.randint(0, len(scenes), (args.batch_size,), generator=generator)

@@ -19,7 +19,6 @@ import torch
 import torch.nn.functional as F
 from diffusers import DDPMScheduler, StableDiffusionInstructPix2PixPipeline, StableDiffusionPipeline
 from safetensors.torch import load_file, save_file
-from tqdm import tqdm
 from transformers import BlipForConditionalGeneration, BlipProcessor
 
 from .evaluate import score_instruct_edit
@@ -31,10 +30,10 @@ from .train_captioner import caption_batch
 from .train_text_to_image import NOISE, build_unet, encode_images, tokenize
 from .training import (
     EMA,
-    Checkpoints,
     command_line,
     optimizer_step,
     save_unet_fp16,
+    resume_run,
     set_seed,
     set_warmup_cosine_lr,
     training_parser,
@@ -120,12 +119,9 @@ def main(argv=None) -> None:
     optimizer = torch.optim.AdamW(unet.parameters(), lr=args.lr, weight_decay=0.01)
     ema = EMA(unet, 0.999)
     modules = {"unet": unet, "ema_unet": ema.module}
-    checkpoints = Checkpoints(args.work_dir)
-    state = checkpoints.resume(modules, optimizer)
-    start = state["step"]
-    generator = torch.Generator().manual_seed(args.seed + start)
-    began = time.time() - state.get("elapsed", 0.0)
-    progress = tqdm(range(start, args.steps), initial=start, total=args.steps, desc="instruct-edit", mininterval=10)
+    checkpoints, state, generator, began, progress = resume_run(
+        args.work_dir, modules, optimizer, args.seed, args.steps, "instruct-edit"
+    )
     for step in progress:
         index = torch.randint(0, len(after), (args.batch_size,), generator=generator)
         ids, image = input_ids[index].clone(), before[index].clone()

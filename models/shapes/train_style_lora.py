@@ -16,13 +16,12 @@ import torch
 from diffusers import DDPMScheduler, StableDiffusionImg2ImgPipeline, StableDiffusionPipeline
 from peft import LoraConfig
 from peft.utils import get_peft_model_state_dict
-from tqdm import tqdm
 
 from .evaluate import score_style_transfer
 from .model_card import hardware
 from .styles import STYLES
 from .train_text_to_image import NOISE, diffusion_loss, encode_scenes, tokenize
-from .training import Checkpoints, command_line, optimizer_step, set_seed, set_warmup_cosine_lr, training_parser
+from .training import command_line, optimizer_step, resume_run, set_seed, set_warmup_cosine_lr, training_parser
 
 LORA_TARGETS = ["to_q", "to_k", "to_v", "to_out.0", "proj_in", "proj_out", "conv1", "conv2", "ff.net.0.proj", "ff.net.2"]
 
@@ -61,12 +60,9 @@ def main(argv=None) -> None:
     empty_ids = tokenize(base.tokenizer, [""])
     noise_scheduler = DDPMScheduler(**NOISE)
     optimizer = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.0)
-    checkpoints = Checkpoints(work_dir)
-    state = checkpoints.resume({"unet": unet}, optimizer)
-    start = state["step"]
-    generator = torch.Generator().manual_seed(args.seed + start)
-    began = time.time() - state.get("elapsed", 0.0)
-    progress = tqdm(range(start, args.steps), initial=start, total=args.steps, desc=f"style {args.style}", mininterval=10)
+    checkpoints, state, generator, began, progress = resume_run(
+        work_dir, {"unet": unet}, optimizer, args.seed, args.steps, f"style {args.style}"
+    )
     unet.train()
     for step in progress:
         index = torch.randint(0, len(latents), (args.batch_size,), generator=generator)

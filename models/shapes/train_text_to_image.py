@@ -16,7 +16,6 @@ import torch
 import torch.nn.functional as F
 from diffusers import AutoencoderKL, DDPMScheduler, DPMSolverMultistepScheduler, StableDiffusionPipeline, UNet2DConditionModel
 from safetensors.torch import load_file, save_file
-from tqdm import tqdm
 from transformers import CLIPTextConfig, CLIPTextModel
 
 from .data import prepare_scenes, to_model_range
@@ -27,10 +26,10 @@ from .styles import PLAIN
 from .tokenizer import MAX_LENGTH, build_tokenizer
 from .training import (
     EMA,
-    Checkpoints,
     command_line,
     optimizer_step,
     save_unet_fp16,
+    resume_run,
     set_seed,
     set_warmup_cosine_lr,
     training_parser,
@@ -172,13 +171,10 @@ def main(argv=None) -> None:
     optimizer = torch.optim.AdamW([*unet.parameters(), *text_encoder.parameters()], lr=args.lr, weight_decay=0.01)
     ema_unet, ema_text = EMA(unet, 0.999), EMA(text_encoder, 0.999)
     modules = {"unet": unet, "text_encoder": text_encoder, "ema_unet": ema_unet.module, "ema_text_encoder": ema_text.module}
-    checkpoints = Checkpoints(args.work_dir)
-    state = checkpoints.resume(modules, optimizer)
-    start = state["step"]
-    generator = torch.Generator().manual_seed(args.seed + start)
-    began = time.time() - state.get("elapsed", 0.0)
+    checkpoints, state, generator, began, progress = resume_run(
+        args.work_dir, modules, optimizer, args.seed, args.steps, "text-to-image"
+    )
     history = state.get("history", [])
-    progress = tqdm(range(start, args.steps), initial=start, total=args.steps, desc="text-to-image", mininterval=10)
     for step in progress:
         index = torch.randint(0, len(latents), (args.batch_size,), generator=generator)
         ids = input_ids[index].clone()

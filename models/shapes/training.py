@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from safetensors.torch import load_file, load_model, save_file, save_model
+from tqdm import tqdm
 
 
 def training_parser(doc: str, *, out: str, work_dir: str, steps: int, batch_size: int, lr: float, data: int,
@@ -140,3 +141,16 @@ def save_unet_fp16(unet: torch.nn.Module, folder: str | Path) -> None:
     """Store a UNet in fp16 (half the bytes); diffusers loads it back as fp32 unless asked otherwise."""
     half = copy.deepcopy(unet).to(torch.float16)
     half.save_pretrained(Path(folder, "unet"))
+
+
+def resume_run(work_dir: str | Path, modules: dict[str, torch.nn.Module], optimizer, seed: int, steps: int,
+               desc: str, mininterval: float = 10) -> tuple[Checkpoints, dict, torch.Generator, float, tqdm]:  # fmt: skip
+    """Pick a run up from its latest checkpoint: (checkpoints, saved state, a generator seeded for the resumed
+    step, the run's start time less the time already spent, a progress bar from the resumed step)."""
+    checkpoints = Checkpoints(work_dir)
+    state = checkpoints.resume(modules, optimizer)
+    start = state["step"]
+    generator = torch.Generator().manual_seed(seed + start)
+    began = time.time() - state.get("elapsed", 0.0)
+    progress = tqdm(range(start, steps), initial=start, total=steps, desc=desc, mininterval=mininterval)
+    return checkpoints, state, generator, began, progress
