@@ -109,7 +109,7 @@ def call(client: Client, endpoint: str, kwargs: dict, seed: int) -> tuple[str, f
 
 def summary(name: str, outcomes: list[tuple[str, float]], server: Server, **extra) -> dict:
     latencies = sorted(s for status, s in outcomes if status == "ok")
-    counts = {"ok": 0, "queue full": 0}
+    counts = {"ok": 0, "queue full": 0, "failed": 0}
     for status, _ in outcomes:
         key = status if status in counts else "failed"
         counts[key] = counts.get(key, 0) + 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 import re
 from dataclasses import dataclass
@@ -37,11 +38,20 @@ def format_adapters(names: list[str], current: str) -> str:
     return ", ".join(f"{name}:{weights.get(name, 1.0):g}" for name in names)
 
 
-def resolve_seed(seed) -> int:
+def whole(value):
+    """A widget's number as `int` when it is whole (sliders send 4.0); anything else goes to the engine unchanged,
+    so its checks name the field (`steps` must be a whole number...) instead of Python's conversion error."""
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        return int(value)
+    return value
+
+
+def resolve_seed(seed):
     """-1 (or empty) means a random seed, as in A1111."""
-    if seed is None or seed == "" or int(seed) < 0:
+    seed = whole(seed)
+    if seed is None or seed == "" or (isinstance(seed, int) and seed < 0):
         return random.randint(0, MAX_SEED)
-    return int(seed)
+    return seed
 
 
 def preset_choices(engine: Engine) -> list[tuple[str, str]]:
@@ -119,10 +129,10 @@ def sampling_options(negative_prompt, seed, steps, guidance, scheduler, num_imag
     return {
         "negative_prompt": negative_prompt or "",
         "seed": resolve_seed(seed),
-        "steps": int(steps) if steps is not None else None,
+        "steps": whole(steps),
         "guidance": float(guidance) if guidance is not None else None,
         "scheduler": scheduler or None,
-        "num_images": int(num_images) if num_images is not None else 1,
+        "num_images": whole(num_images) if num_images is not None else 1,
         "adapters": parse_adapters(adapters),
         "preset": preset or None,
         "fast_decode": bool(fast_decode) if fast_decode is not None else None,

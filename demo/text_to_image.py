@@ -15,6 +15,7 @@ from .controls import (
     run_buttons,
     sampling_controls,
     sampling_options,
+    whole,
     wire_stop,
 )
 from .errors import user_errors
@@ -55,8 +56,8 @@ def build(engine: Engine) -> None:
                       width=defaults.width,
                       height=defaults.height, history=None, slot=None, progress=gr.Progress()):  # fmt: skip
         options = sampling_options(negative_prompt, seed, steps, guidance, scheduler, num_images, adapters, preset, fast_decode)
-        return run_and_show(engine.text_to_image, slot, history, progress, prompt=prompt, width=int(width),
-                            height=int(height), **options)  # fmt: skip
+        return run_and_show(engine.text_to_image, slot, history, progress, prompt=prompt, width=whole(width),
+                            height=whole(height), **options)  # fmt: skip
 
     event = gr.on(
         [run.click, prompt.submit], text_to_image, [prompt, *controls.inputs(), width, height, history, slot],

@@ -30,7 +30,9 @@ def _open(source, name: str) -> Image.Image:
             with warnings.catch_warnings():
                 warnings.simplefilter("error", Image.DecompressionBombWarning)
                 return Image.open(io.BytesIO(source))
-        except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning, OSError) as error:
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+            raise ValueError(f"`{name}` declares more than the {LIMITS.max_image_pixels:,} pixels allowed ({error}).") from error
+        except (UnidentifiedImageError, OSError) as error:
             raise ValueError(f"`{name}` is not a readable image file ({type(error).__name__}).") from error
     if isinstance(source, np.ndarray):
         return Image.fromarray(source)
@@ -65,6 +67,11 @@ def _decode(source, name: str) -> Image.Image:
         span = max(array.max() - array.min(), 1e-9)
         image = Image.fromarray(((array - array.min()) / span * 255).round().astype(np.uint8))
     return image
+
+
+def check_image_file(source, name: str = "image") -> None:
+    """Raise `ValueError` unless `source` is a readable image within the size limits; reads only the header."""
+    _check_pixels(_open(source, name), name)
 
 
 def load_image(source, name: str = "image") -> Image.Image:

@@ -34,7 +34,9 @@ from .settings import adapters_dir, max_loaded_presets
 log = logging.getLogger(__name__)
 
 ROLES = ("text_to_image", "image_to_image", "inpaint", "instruct_edit", "captioner")
-_NO_SAFETY_CHECKER = {"safety_checker": None, "feature_extractor": None, "requires_safety_checker": False}
+# Weights only from safetensors, no code from the model folder, no safety checker model.
+_PIPELINE_LOAD_OPTIONS = {"use_safetensors": True, "trust_remote_code": False, "safety_checker": None,
+                          "feature_extractor": None, "requires_safety_checker": False}  # fmt: skip
 SPEED_ADAPTER = "speed"
 
 
@@ -69,7 +71,7 @@ class LoadedPreset:
         started = time.perf_counter()
         self.base = load_pretrained(
             AutoPipelineForText2Image.from_pretrained, preset.text_to_image, preset, "text_to_image",
-            dtype=policy.dtype, use_safetensors=True, **_NO_SAFETY_CHECKER,
+            dtype=policy.dtype, **_PIPELINE_LOAD_OPTIONS,
         )  # fmt: skip
         self.attention = configure_pipeline(self.base, policy)
         self.scheduler_configs = {"text_to_image": dict(self.base.scheduler.config)}
@@ -125,7 +127,7 @@ class LoadedPreset:
             shared = {"vae": self.base.vae, "text_encoder": self.base.text_encoder, "tokenizer": self.base.tokenizer}
         pipeline = load_pretrained(
             StableDiffusionInstructPix2PixPipeline.from_pretrained, preset.instruct_edit, preset, "instruct_edit",
-            dtype=self.policy.dtype, use_safetensors=True, **shared, **_NO_SAFETY_CHECKER,
+            dtype=self.policy.dtype, **shared, **_PIPELINE_LOAD_OPTIONS,
         )  # fmt: skip
         configure_pipeline(pipeline, self.policy)
         return pipeline

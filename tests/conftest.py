@@ -3,10 +3,19 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
+import socket  # noqa: E402
+
 import pytest  # noqa: E402
+from gradio_client import Client  # noqa: E402
 
 from models import Engine  # noqa: E402
 from tests.tiny_models import build_tiny_preset  # noqa: E402
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="session")
@@ -18,3 +27,20 @@ def tiny_preset(tmp_path_factory):
 def engine(tiny_preset, tmp_path_factory):
     os.environ["DEPICT_ADAPTERS"] = str(tmp_path_factory.mktemp("user_adapters"))
     return Engine(preset=str(tiny_preset))
+
+
+@pytest.fixture(scope="session")
+def server(tiny_preset, engine):
+    """The app on the tiny preset, launched on a free local port: its URL."""
+    import app
+
+    args = app.parse_args(["--port", str(free_port()), "--preset", str(tiny_preset)])
+    blocks, url, _ = app.launch(args, prevent_thread_lock=True, quiet=True)
+    yield url
+    blocks.close()
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    """A client per test module: its own session, so galleries' history starts empty."""
+    return Client(server, verbose=False)

@@ -13,7 +13,7 @@ from PIL import Image
 
 import app
 from models.shapes import render
-from tests.test_app import free_port
+from tests.conftest import free_port
 
 pytestmark = pytest.mark.browser
 CHROMIUM = "/usr/bin/chromium"

@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 import app
-from tests.test_app import free_port
+from tests.conftest import free_port
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
