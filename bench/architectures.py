@@ -48,8 +48,9 @@ LCM_LORA_RANK = 64
 LCM_LORA_TARGETS = ["to_q", "to_k", "to_v", "to_out.0", "proj_in", "proj_out", "ff.net.0.proj", "ff.net.2",
                     "conv1", "conv2", "time_emb_proj"]  # fmt: skip
 PRESETS = {  # how each is run: SD-Turbo 1 step without guidance, SD 1.5 + LCM 4 steps
-    "sd-turbo": {"steps": 1, "guidance": 0.0},
-    "sd15": {"steps": 4, "guidance": 1.0, "speed_adapter": "lcm_lora:pytorch_lora_weights.safetensors"},
+    "sd-turbo": {"steps": 1, "guidance": 0.0, "cpu_bfloat16": True},
+    "sd15": {"steps": 4, "guidance": 1.0, "cpu_bfloat16": True,
+             "speed_adapter": "lcm_lora:pytorch_lora_weights.safetensors"},
 }
 
 

@@ -33,8 +33,9 @@ from PIL import Image, ImageDraw  # noqa: E402
 from transformers import AutoProcessor, BlipForConditionalGeneration  # noqa: E402
 
 from models import Engine  # noqa: E402
+from models.metrics import psnr  # noqa: E402
 from models.shapes import render  # noqa: E402
-from models.shapes.evaluate import region_mask  # noqa: E402
+from models.shapes.evaluate import random_scenes, region_mask  # noqa: E402
 from models.shapes.grammar import parse  # noqa: E402
 from models.shapes.instructions import edited_caption  # noqa: E402
 
@@ -165,10 +166,40 @@ def architecture(name: str, folder: Path, repeats: int) -> dict:
     engine.load()
     load_s = time.perf_counter() - started
     ours = median_ms(lambda: engine.text_to_image(PROMPT, seed=0), repeats)
-    meta = engine.text_to_image(PROMPT, seed=0).metadata
+    result = engine.text_to_image(PROMPT, seed=0)
+    meta = result.metadata
+    del engine
+    fp32 = Engine(preset=str(folder), dtype="float32").text_to_image(PROMPT, seed=0).images[0]
     return row(f"{name} architecture 512x512, {preset['steps']} step(s)", ours, baseline,
                depict={"dtype": meta["dtype"], "decoder": meta["decoder"], "attention": meta["attention"],
-                       "load_s": round(load_s, 1)})  # fmt: skip
+                       "load_s": round(load_s, 1), "psnr_vs_fp32_db": round(psnr(result.images[0], fp32), 1)})  # fmt: skip
+
+
+def precision_and_compile(repeats: int, prompts: int = 5) -> list[dict]:
+    """The bundled preset in bf16 (time, PSNR against fp32 on the same seeds) and with `torch.compile` (compile
+    time, then steady latency): the evidence for what the engine picks on its own."""
+    fp32 = Engine(dtype="float32")
+    reference_ms = median_ms(lambda: fp32.text_to_image(PROMPT, seed=0), repeats)
+    bf16 = Engine(dtype="bfloat16")
+    bf16_ms = median_ms(lambda: bf16.text_to_image(PROMPT, seed=0), repeats)
+    captions = [s.caption for s in random_scenes(prompts, seed=1000)]
+    quality = [psnr(fp32.text_to_image(c, seed=i).images[0], bf16.text_to_image(c, seed=i).images[0])
+               for i, c in enumerate(captions)]  # fmt: skip
+    os.environ["DEPICT_COMPILE"] = "1"
+    try:
+        compiled = Engine(dtype="float32")
+        started = time.perf_counter()
+        compiled.text_to_image(PROMPT, seed=0)
+        first_s = time.perf_counter() - started
+        compiled_ms = median_ms(lambda: compiled.text_to_image(PROMPT, seed=0), repeats)
+    finally:
+        del os.environ["DEPICT_COMPILE"]
+    return [
+        row("bundled text_to_image bf16 (vs fp32)", bf16_ms, reference_ms,
+            psnr_vs_fp32_db={"min": round(min(quality), 1), "median": round(statistics.median(quality), 1)}),
+        row("bundled text_to_image torch.compile (vs eager)", compiled_ms, reference_ms,
+            first_call_with_compile_s=round(first_s, 1)),
+    ]  # fmt: skip
 
 
 def unet_probe(folder: Path, repeats: int) -> list[dict]:
@@ -216,7 +247,8 @@ def main(argv=None) -> list[dict]:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     print(json.dumps({"torch_threads": torch.get_num_threads(), "cpus": os.cpu_count()}), flush=True)
-    rows = [*bundled_jobs(args.repeats), cold_start(), *cache_and_adapters(args.repeats)]
+    rows = [*bundled_jobs(args.repeats), cold_start(), *cache_and_adapters(args.repeats),
+            *precision_and_compile(args.repeats)]
     if not args.skip_architectures:
         with tempfile.TemporaryDirectory() as temp:
             rows += [architecture(name, Path(temp) / name, args.repeats) for name in ("sd-turbo", "sd15")]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import psutil
 import torch
@@ -24,10 +24,20 @@ class DevicePolicy:
     attention_slicing: bool
     vae_tiling: bool
     cpu_offload: bool
+    dtype_chosen: bool = False  # set by the caller or `DEPICT_DTYPE`: never changed per preset
+    compile: bool = False  # `torch.compile` the UNet (env `DEPICT_COMPILE`)
 
     @property
     def key(self) -> tuple[str, str]:
         return self.device, str(self.dtype).removeprefix("torch.")
+
+    def for_preset(self, large_model: bool) -> DevicePolicy:
+        """This policy for one preset: bf16 instead of fp32 on a CPU with native bf16 (AVX512-BF16/AMX) when the
+        preset's models are large enough for it to pay (bench/speed.py: SD-Turbo-architecture image 512x512
+        faster in bf16; the bundled models are faster in fp32)."""
+        if self.dtype_chosen or self.device != "cpu" or not large_model or not cpu_has_native_bf16():
+            return self
+        return replace(self, dtype=torch.bfloat16)
 
 
 def _flag(name: str, automatic: bool) -> bool:
@@ -42,15 +52,21 @@ def free_memory(device: str) -> int:
 
 
 def default_dtype(device: str) -> str:
-    """fp16 on CUDA. fp32 on CPU: bf16 measured slower there even on AVX512-BF16 (see bench/speed.py's probe)."""
+    """fp16 on CUDA; fp32 on CPU (`DevicePolicy.for_preset` moves large presets to bf16 where the CPU has it)."""
     return "float16" if device.startswith("cuda") else "float32"
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether oneDNN runs bf16 natively here (AVX512-BF16 or AMX); emulated bf16 is slower than fp32."""
+    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 
 def choose_policy(device: str | None = None, dtype: str | None = None) -> DevicePolicy:
     """CUDA with fp16 when present, else CPU with fp32 (env `DEPICT_DEVICE`, `DEPICT_DTYPE`, `DEPICT_SLICING`,
-    `DEPICT_VAE_TILING`, `DEPICT_CPU_OFFLOAD` = auto|on|off)."""
+    `DEPICT_VAE_TILING`, `DEPICT_CPU_OFFLOAD`, `DEPICT_COMPILE` = auto|on|off)."""
     device = device or os.environ.get("DEPICT_DEVICE") or ("cuda" if torch.cuda.is_available() else "cpu")
-    dtype_name = dtype or os.environ.get("DEPICT_DTYPE") or default_dtype(device)
+    chosen = dtype or os.environ.get("DEPICT_DTYPE")
+    dtype_name = chosen or default_dtype(device)
     free = free_memory(device)
     low = free < _LOW_MEMORY_BYTES
     return DevicePolicy(
@@ -59,6 +75,8 @@ def choose_policy(device: str | None = None, dtype: str | None = None) -> Device
         attention_slicing=_flag("DEPICT_SLICING", low),
         vae_tiling=_flag("DEPICT_VAE_TILING", low),
         cpu_offload=_flag("DEPICT_CPU_OFFLOAD", device.startswith("cuda") and free < _OFFLOAD_BYTES),
+        dtype_chosen=bool(chosen),
+        compile=_flag("DEPICT_COMPILE", False),
     )
 
 
@@ -92,6 +110,8 @@ def configure_pipeline(pipeline, policy: DevicePolicy) -> str:
         module = getattr(pipeline, name, None)
         if module is not None:
             module.to(memory_format=memory_format(policy.dtype))
+    if policy.compile and getattr(pipeline, "unet", None) is not None:
+        pipeline.unet.compile()  # in place: the module, its weights and its adapters stay shared
     vae = getattr(pipeline, "vae", None)
     if policy.vae_tiling and vae is not None and hasattr(vae, "enable_tiling"):
         vae.enable_tiling()

@@ -170,7 +170,7 @@ class PipelineCache:
             with self._lock:
                 if preset.name in self._loaded:
                     return self._loaded[preset.name]
-            entry = LoadedPreset(preset, self.policy)
+            entry = LoadedPreset(preset, self.policy.for_preset(preset.cpu_bfloat16))
             with self._lock:
                 self._loaded[preset.name] = entry
                 while len(self._loaded) > max(1, max_loaded_presets()):

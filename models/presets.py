@@ -43,6 +43,7 @@ class Preset:
     scheduler: str | None = None  # None: the model's own scheduler
     image_guidance: float = 1.5  # instruct-edit: how closely to follow the input image
     shapes_world: bool = False  # the bundled family: captions follow the shapes grammar
+    cpu_bfloat16: bool = False  # models large enough that bf16 pays on CPUs with native bf16 (`DevicePolicy.for_preset`)
     local: bool = False
 
     def sources(self) -> dict[str, str]:
@@ -71,12 +72,12 @@ HUB_PRESETS = {
     "sd-turbo": Preset(
         name="sd-turbo", label="SD-Turbo (hub, 1-4 steps)", text_to_image="stabilityai/sd-turbo",
         captioner="Salesforce/blip-image-captioning-base", instruct_edit="timbrooks/instruct-pix2pix",
-        vae_tiny="madebyollin/taesd", steps=1, guidance=0.0, width=512, height=512,
+        vae_tiny="madebyollin/taesd", steps=1, guidance=0.0, width=512, height=512, cpu_bfloat16=True,
     ),
     "sdxl-turbo": Preset(
         name="sdxl-turbo", label="SDXL-Turbo (hub, 1-4 steps)", text_to_image="stabilityai/sdxl-turbo",
         captioner="Salesforce/blip-image-captioning-base", instruct_edit="timbrooks/instruct-pix2pix",
-        vae_tiny="madebyollin/taesdxl", steps=1, guidance=0.0, width=512, height=512,
+        vae_tiny="madebyollin/taesdxl", steps=1, guidance=0.0, width=512, height=512, cpu_bfloat16=True,
     ),
     "sd15-lcm": Preset(
         name="sd15-lcm", label="SD 1.5 + LCM-LoRA (hub, 4 steps)",
@@ -84,6 +85,7 @@ HUB_PRESETS = {
         captioner="Salesforce/blip-image-captioning-base", instruct_edit="timbrooks/instruct-pix2pix",
         instruct_shares_components=True, speed_adapter="latent-consistency/lcm-lora-sdv1-5",
         vae_tiny="madebyollin/taesd", steps=4, guidance=1.0, width=512, height=512, scheduler="lcm",
+        cpu_bfloat16=True,
     ),
 }  # fmt: skip
 

@@ -35,12 +35,25 @@ def test_fast_decode_uses_the_tiny_autoencoder_on_cpu_by_default(engine):
     assert edited.metadata["decoder"] == "tiny" and edited.images[0].size == (64, 64)
 
 
-def test_cpu_runs_fp32_unless_asked(monkeypatch):
+def test_cpu_dtype_is_fp32_for_small_models_and_bf16_for_large_ones_where_native(monkeypatch):
     monkeypatch.delenv("DEPICT_DTYPE", raising=False)
-    assert choose_policy("cpu").dtype == torch.float32  # bf16 measured slower on this CPU (bench/speed.py)
-    assert choose_policy("cpu", "bfloat16").dtype == torch.bfloat16
+    policy = choose_policy("cpu")
+    assert policy.dtype == torch.float32 and policy.for_preset(large_model=False).dtype == torch.float32
+    native = torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    assert policy.for_preset(large_model=True).dtype == (torch.bfloat16 if native else torch.float32)
+    assert choose_policy("cpu", "float32").for_preset(large_model=True).dtype == torch.float32  # asked: kept
     monkeypatch.setenv("DEPICT_DTYPE", "bfloat16")
-    assert choose_policy("cpu").dtype == torch.bfloat16
+    assert choose_policy("cpu").for_preset(large_model=False).dtype == torch.bfloat16
+
+
+def test_large_presets_load_in_the_policy_dtype(tiny_preset, tmp_path, monkeypatch):
+    monkeypatch.delenv("DEPICT_DTYPE", raising=False)
+    folder = shutil.copytree(tiny_preset, tmp_path / "large")
+    spec = json.loads((folder / "preset.json").read_text())
+    (folder / "preset.json").write_text(json.dumps({**spec, "cpu_bfloat16": True}))
+    result = Engine(preset=str(folder)).text_to_image(PROMPT, seed=1)
+    expected = "bfloat16" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "float32"
+    assert result.metadata["dtype"] == expected and result.images[0].size == (64, 64)
 
 
 def test_half_precision_runs_channels_last_and_fp32_does_not(tiny_preset, engine):
