@@ -5,7 +5,7 @@ blocks away (its reconstructions of styled renders are judged in style 0-78% of 
 frozen, every latent the text-to-image model and the style LoRAs were trained on keeps its meaning; only the
 pictures decoded from them get sharper. Writes the fine-tuned autoencoder over `--out`:
 
-    python -m models.shapes.train_style_decoder --vae models/bundled/text_to_image/vae
+    python -m models.shapes.train_style_decoder  # runs/autoencoder -> models/bundled/text_to_image/vae
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from .training import EMA, command_line, optimizer_step, resume_run, set_seed, s
 def parse_args(argv=None) -> argparse.Namespace:
     parser = training_parser(__doc__, out="models/bundled/text_to_image/vae", work_dir="runs/style_decoder",
                              steps=1500, batch_size=32, lr=5e-4, data=4000)  # fmt: skip
-    parser.add_argument("--vae", default="models/bundled/text_to_image/vae", help="the autoencoder to start from")
+    parser.add_argument("--vae", default="runs/autoencoder", help="the autoencoder to start from (train_autoencoder's)")
     args = parser.parse_args(argv)
     if args.tiny:
         args.steps, args.scenes, args.batch_size, args.checkpoint_every = 2, 10, 4, 1
