@@ -10,6 +10,7 @@ import torch
 
 from models import Engine
 from models.devices import choose_policy
+from models.metrics import psnr
 from tests.test_engine import PROMPT, pixels
 
 
@@ -84,3 +85,12 @@ def test_a_preset_speed_adapter_is_fused_into_the_weights(tiny_preset, engine, t
     assert np.abs(fused - image(engine)).mean() > 1.5  # and it does change the image
     assert not np.array_equal(image(fused_engine, adapters={"cool": 1.0}), fused)  # request adapters on top
     assert np.array_equal(image(fused_engine), fused)  # and off again
+
+
+def test_compiled_unet_gives_the_eager_image(tiny_preset, engine, monkeypatch):
+    monkeypatch.setenv("DEPICT_COMPILE", "1")
+    compiled = Engine(preset=str(tiny_preset))
+    result = compiled.text_to_image(PROMPT, seed=4, fast_decode=False)
+    assert compiled.load().base.unet._compiled_call_impl is not None
+    eager = engine.text_to_image(PROMPT, seed=4, fast_decode=False)
+    assert psnr(result.images[0], eager.images[0]) > 40
