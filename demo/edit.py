@@ -22,7 +22,6 @@ from .errors import user_errors
 from .examples import example_images
 from .gpu import gpu
 from .settings import settings_loader
-from .uploads import ImageUpload
 
 
 def split_editor(editor: dict | None):
@@ -42,8 +41,8 @@ def build(engine: Engine) -> None:
             editor = gr.ImageEditor(label="Image (paint over what to change)", elem_id="edit-editor", type="pil", image_mode="RGBA",
                                     brush=gr.Brush(colors=["#ffffff"], default_size=8), height=320,
                                     elem_classes=["depict-pixelated"])  # fmt: skip
-            image = ImageUpload(label="image", visible=False)
-            mask = ImageUpload(name="mask", label="mask", visible=False)
+            image = gr.Image(type="filepath", image_mode=None, format="png", label="image", visible=False)
+            mask = gr.Image(label="mask", type="filepath", image_mode=None, format="png", visible=False)
             with gr.Tab("Inpaint"):
                 prompt = gr.Textbox(label="What goes in the painted region", elem_id="inpaint-prompt", lines=1, max_length=LIMITS.max_prompt_chars)
                 gr.Examples([["a large red star in the center on a white background"]], inputs=[prompt])

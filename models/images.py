@@ -69,11 +69,6 @@ def _decode(source, name: str) -> Image.Image:
     return image
 
 
-def check_image_file(source, name: str = "image") -> None:
-    """Raise `ValueError` unless `source` is a readable image within the size limits; reads only the header."""
-    _check_pixels(_open(source, name), name)
-
-
 def load_image(source, name: str = "image") -> Image.Image:
     """An RGB image from a path, bytes, array or PIL image; transparency is composited on white."""
     image = _decode(source, name)
