@@ -26,7 +26,7 @@ def build(engine: Engine) -> None:
     defaults = engine.preset()
     with gr.Row():
         with gr.Column(scale=2):
-            image = gr.Image(type="filepath", image_mode=None, format="png", label="Image", elem_id="describe-image", elem_classes=["depict-pixelated"], height=280)
+            image = gr.Image(label="Image", elem_id="describe-image", type="filepath", image_mode=None, format="png", elem_classes=["depict-pixelated"], height=280)
             describe_button = gr.Button("Describe", elem_id="describe-run")
             description = gr.Textbox(label="Description (edit it, then regenerate)", elem_id="describe-text", lines=2,
                                      max_length=LIMITS.max_prompt_chars)  # fmt: skip

@@ -41,7 +41,7 @@ def build(engine: Engine) -> None:
             editor = gr.ImageEditor(label="Image (paint over what to change)", elem_id="edit-editor", type="pil", image_mode="RGBA",
                                     brush=gr.Brush(colors=["#ffffff"], default_size=8), height=320,
                                     elem_classes=["depict-pixelated"])  # fmt: skip
-            image = gr.Image(type="filepath", image_mode=None, format="png", label="image", visible=False)
+            image = gr.Image(label="image", type="filepath", image_mode=None, format="png", visible=False)
             mask = gr.Image(label="mask", type="filepath", image_mode=None, format="png", visible=False)
             with gr.Tab("Inpaint"):
                 prompt = gr.Textbox(label="What goes in the painted region", elem_id="inpaint-prompt", lines=1, max_length=LIMITS.max_prompt_chars)

@@ -28,7 +28,7 @@ def build(engine: Engine) -> None:
     styles = engine.adapters()
     with gr.Row():
         with gr.Column(scale=2):
-            image = gr.Image(type="filepath", image_mode=None, format="png", label="Content image", elem_id="style-image", elem_classes=["depict-pixelated"],
+            image = gr.Image(label="Content image", elem_id="style-image", type="filepath", image_mode=None, format="png", elem_classes=["depict-pixelated"],
                              height=280)  # fmt: skip
             style = gr.Dropdown(styles, value=styles[0] if styles else None, label="Style adapter", allow_custom_value=True)
             strength = gr.Slider(0.05, 1.0, value=0.6, step=0.05, label="Strength (how much is redrawn)")
