@@ -100,7 +100,10 @@ def test_style_tab(page, picture, tmp_path):
 
 def test_edit_tab_instruction_and_painted_inpaint(page, picture, tmp_path):
     page.get_by_role("tab", name="Edit").click()
+    # the editor drops a picture given before its canvases exist (gradio 6), as a user on a slow link could not
+    page.wait_for_function("() => document.querySelectorAll('#edit-editor canvas').length >= 2")
     page.locator("#edit-editor input[type=file]").first.set_input_files(str(picture))
+    page.wait_for_function("() => !document.querySelector('#edit-editor .empty')")  # the picture is on the canvas
     page.get_by_role("tab", name="Instruction").click()
     page.locator("#instruct-text textarea").fill("make the circle red")
     page.locator("#instruct-run").click()
