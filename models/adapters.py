@@ -1,16 +1,25 @@
-"""LoRA adapters: a catalog of safetensors files, each loaded into a pipeline once and switched by name."""
+"""LoRA adapters: a catalog of safetensors files, each loaded into a pipeline once and switched by name.
+
+A file may also carry a LoRA for the autoencoder's decoder (`vae.*` keys, as the bundled style adapters do): it
+goes into a private copy of the VAE that decodes only the requests using that adapter, so jobs sharing the
+pipeline's own VAE (the instruct-edit pipeline) never see it.
+"""
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 import re
 import time
 from pathlib import Path
 
+from safetensors.torch import load_file
+
 from .settings import LIMITS
 
 log = logging.getLogger(__name__)
+DECODER_PREFIX = "vae."
 
 
 class AdapterCatalog:
@@ -60,22 +69,36 @@ class AdapterState:
         self.fused: dict[str, float] = {}  # always-on adapters (a preset's speed LoRA) merged into the weights
         self.loaded: dict[str, str] = {}  # catalog name -> peft name
         self.active: dict[str, float] | None = None
+        self.decoder = None  # the VAE copy holding adapters' decoder LoRAs, made for the first such file
+        self.with_decoder: set[str] = set()  # catalog names whose file carries a decoder LoRA
 
     def _load(self, pipeline, name: str, source: str | Path, weight_name: str | None = None) -> None:
         started = time.perf_counter()
         try:
             pipeline.load_lora_weights(str(source), weight_name=weight_name, adapter_name=peft_name(name))
+            if weight_name and Path(source, weight_name).is_file():
+                self._load_decoder(pipeline, name, Path(source, weight_name))
         except Exception as error:  # any failure to read or inject is the file's fault, named for the user
-            try:
-                pipeline.delete_adapters(peft_name(name))
-            except Exception:  # nothing was injected: nothing to clean up
-                pass
+            for owner in (pipeline, self.decoder):
+                try:
+                    owner.delete_adapters(peft_name(name))
+                except Exception:  # nothing was injected there: nothing to clean up
+                    pass
             raise ValueError(
                 f"Adapter {name!r} could not be loaded: it is not a LoRA for this model in safetensors format "
                 f"({type(error).__name__}: {str(error)[:200]})."
             ) from error
         self.loaded[name] = peft_name(name)
         log.info("loaded adapter %s in %.2fs", name, time.perf_counter() - started)
+
+    def _load_decoder(self, pipeline, name: str, path: Path) -> None:
+        part = {key: value for key, value in load_file(path).items() if key.startswith(DECODER_PREFIX)}
+        if not part:
+            return
+        if self.decoder is None:
+            self.decoder = copy.deepcopy(pipeline.vae)
+        self.decoder.load_lora_adapter(part, prefix=DECODER_PREFIX.rstrip("."), adapter_name=peft_name(name))
+        self.with_decoder.add(name)
 
     def fuse_fixed(self, pipeline, sources: dict[str, tuple[str, str | None]]) -> None:
         """Merge the preset's always-on adapters (name -> (repo or folder, weight file)) into the base weights.
@@ -91,23 +114,29 @@ class AdapterState:
         pipeline.unload_lora_weights()
         self.fused.update({name: 1.0 for name in sources})
 
-    def apply(self, pipeline, adapters: dict[str, float]) -> None:
-        """Make exactly `adapters` active at their weights (beside the fused ones); load files seen for the first time."""
+    def apply(self, pipeline, adapters: dict[str, float]):
+        """Make exactly `adapters` active at their weights (beside the fused ones); load files seen for the first time.
+
+        Returns the VAE to decode this request with when an active adapter has a decoder LoRA, else None.
+        """
         wanted = dict(adapters)
         files = self.catalog.files()
         for name in wanted:
             if name not in self.loaded:
                 path = files[name]
                 self._load(pipeline, name, path.parent, path.name)
-        if wanted == self.active:
-            return
-        if not wanted:
-            if self.loaded:
-                pipeline.disable_lora()
-        else:
-            pipeline.enable_lora()
-            pipeline.set_adapters([self.loaded[n] for n in wanted], adapter_weights=list(wanted.values()))
-        self.active = wanted
+        decoding = {name: weight for name, weight in wanted.items() if name in self.with_decoder}
+        if wanted != self.active:
+            if not wanted:
+                if self.loaded:
+                    pipeline.disable_lora()
+            else:
+                pipeline.enable_lora()
+                pipeline.set_adapters([self.loaded[n] for n in wanted], adapter_weights=list(wanted.values()))
+            if decoding:
+                self.decoder.set_adapters([self.loaded[n] for n in decoding], weights=list(decoding.values()))
+            self.active = wanted
+        return self.decoder if decoding else None
 
     def reset(self) -> None:
         """Forget what is active, so the next `apply` sets it again (after a failed job)."""

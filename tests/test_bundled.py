@@ -86,6 +86,17 @@ def test_two_styles_at_once_differ_from_each_alone(bundled):
         assert np.abs(both - alone).mean() > 1
 
 
+def test_style_decoder_is_used_only_by_its_adapter(bundled):
+    """A style's decoder LoRA decodes that style's requests; other jobs, sharing the VAE, stay as they were."""
+    content = render(PROMPT, seed=7)
+    before = (bundled.text_to_image(PROMPT, seed=7), bundled.instruct_edit(content, "make the circle red", seed=7))
+    styled = bundled.style_transfer(content, style="striped", prompt=PROMPT, seed=7)
+    after = (bundled.text_to_image(PROMPT, seed=7), bundled.instruct_edit(content, "make the circle red", seed=7))
+    assert styled.metadata["decoder"] == "adapters" and before[0].metadata["decoder"] == "full"
+    for earlier, later in zip(before, after):
+        assert np.array_equal(np.asarray(earlier.images[0]), np.asarray(later.images[0]))
+
+
 def test_switching_styles_reloads_nothing(tmp_path):
     folder = shutil.copytree(BUNDLED_DIR, tmp_path / "bundled")
     engine = Engine(preset=str(folder))

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import json
 
-import torch
 from diffusers import AutoencoderKL, StableDiffusionInstructPix2PixPipeline, StableDiffusionPipeline
 from transformers import BlipForConditionalGeneration
 
+from models.adapters import AdapterCatalog, AdapterState
 from models.shapes import (
     train_autoencoder,
     train_captioner,
     train_instruct_edit,
-    train_style_decoder,
     train_style_lora,
     train_text_to_image,
 )
@@ -27,12 +26,6 @@ def test_autoencoder_script(tmp_path):
     assert "PSNR" in (out / "README.md").read_text()
     train_autoencoder.main(["--tiny", "--out", str(out), "--work-dir", str(work)])  # resumes: nothing left to do
     assert sorted(p.name for p in work.iterdir()) == ["checkpoint-1", "checkpoint-2"]
-
-    tuned = tmp_path / "tuned"
-    train_style_decoder.main(["--tiny", "--vae", str(out), "--out", str(tuned), "--work-dir", str(tmp_path / "w")])
-    before, after = AutoencoderKL.from_pretrained(out), AutoencoderKL.from_pretrained(tuned)
-    assert all(torch.equal(a, b) for a, b in zip(before.encoder.parameters(), after.encoder.parameters()))
-    assert not all(torch.equal(a, b) for a, b in zip(before.decoder.parameters(), after.decoder.parameters()))
 
 
 def test_text_to_image_captioner_style_and_instruct_scripts(tmp_path):
@@ -55,7 +48,11 @@ def test_text_to_image_captioner_style_and_instruct_scripts(tmp_path):
     lora_modules = {name.rsplit(".lora_A", 1)[0] for name, _ in pipeline.unet.named_parameters() if ".lora_A." in name}
     assert any(name.endswith("attn2.to_k") for name in lora_modules) and any(name.endswith("conv1") for name in lora_modules)
     assert (styles / "striped.safetensors").stat().st_size < 1_000_000
-    assert "style" in json.loads((styles / "striped.json").read_text())["style transfer judged (strength 0.6, 8 steps, guidance 4)"]
+    assert "style" in json.loads((styles / "striped.json").read_text())["style transfer judged (strength 0.6, 12 steps, guidance 4)"]
+    state = AdapterState(AdapterCatalog([styles]))
+    assert state.apply(pipeline, {"striped": 1.0}) is not None and state.with_decoder == {"striped"}
+    assert state.apply(pipeline, {}) is None  # the decoder LoRA lives in a copy: the pipeline's VAE is untouched
+    assert not any("lora" in name for name, _ in pipeline.vae.named_parameters())
 
     instruct = tmp_path / "instruct"
     train_instruct_edit.main(["--tiny", "--base", str(t2i), "--out", str(instruct), "--work-dir", str(tmp_path / "w4")])

@@ -198,13 +198,14 @@ def run_pipeline(loaded: LoadedPreset, prepared: Prepared, params: SamplingParam
     """
     role, resolved = prepared.role, prepared.resolved
     pipeline = loaded.pipeline(role)
-    decoder = fast_decoder(loaded, params)
-    prepared.extras["decoder"] = "tiny" if decoder is not None else "full"
     with loaded.lock_for(role):
         args = dict(prepared.args)
+        adapters_decoder = None
         if role != "instruct_edit":
-            loaded.adapters.apply(pipeline, prepared.adapters)
+            adapters_decoder = loaded.adapters.apply(pipeline, prepared.adapters)
             args = loaded.prompts.substitute(pipeline, args, prepared.adapters)
+        decoder = adapters_decoder or fast_decoder(loaded, params)
+        prepared.extras["decoder"] = "adapters" if adapters_decoder else "tiny" if decoder is not None else "full"
         if decoder is not None:
             args["output_type"] = "latent"
         pipeline.scheduler = make_scheduler(params.scheduler, loaded.scheduler_configs[role])

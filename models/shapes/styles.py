@@ -3,6 +3,9 @@
 A style changes how the shape is drawn, never what it is: `outline` (a 2 px stroke, background inside),
 `striped` (horizontal bands of a contrasting shade), `dotted` (a grid of dots of that shade) and `pixelated`
 (the whole image in 4x4 blocks). `plain` is the world's default flat rendering.
+
+Patterns sit on the bundled autoencoder's grid (one latent cell per 4x4 pixels): bands are one cell tall, every
+third cell, and dots one cell wide, every other cell, so a 16x16 latent can hold them.
 """
 
 from __future__ import annotations
@@ -18,7 +21,9 @@ STYLES = ("outline", "striped", "dotted", "pixelated")
 PLAIN = "plain"
 PIXEL_BLOCK = 4
 _STROKE = 2  # px
-_PERIOD = 6  # px between stripes and between dots
+_CELL = 4  # px per latent cell of the bundled autoencoder
+_STRIPE_PERIOD = 3 * _CELL  # px from band to band: the accent stays the minority
+_DOT_PERIOD = 2 * _CELL  # px from dot to dot
 _SUPERSAMPLE = 4
 
 
@@ -35,9 +40,9 @@ def _pattern(style: str, size: int) -> np.ndarray:
     """Where the accent shade goes, on a supersampled canvas of `size` pixels."""
     y, x = np.mgrid[0:size, 0:size] / _SUPERSAMPLE
     if style == "striped":
-        return (y % _PERIOD) < 2
-    centre = _PERIOD / 2
-    return (x % _PERIOD - centre) ** 2 + (y % _PERIOD - centre) ** 2 <= 1.6**2
+        return (y % _STRIPE_PERIOD) < _CELL
+    centre = _CELL / 2
+    return (x % _DOT_PERIOD - centre) ** 2 + (y % _DOT_PERIOD - centre) ** 2 <= (_CELL / 2) ** 2
 
 
 def render_styled(attributes: Attributes, seed: int = 0, style: str = PLAIN) -> Image.Image:
@@ -67,14 +72,12 @@ def render_styled(attributes: Attributes, seed: int = 0, style: str = PLAIN) -> 
 
 
 def blockiness(pixels: np.ndarray) -> float:
-    """Share of the image's edge energy that lies on the 4x4 block grid (1/4 for an unaligned image)."""
-    energy = []
+    """Share of the image's edge energy on the 4x4 block grid, in the direction where it is lower (1/4 unaligned)."""
+    shares = []
     for axis in (0, 1):
-        diff = np.abs(np.diff(pixels, axis=axis)).sum(axis=2)
-        energy.append(diff.sum(axis=1 - axis))  # per boundary index along `axis`
-    total = sum(e.sum() for e in energy)
-    on_grid = sum(e[PIXEL_BLOCK - 1 :: PIXEL_BLOCK].sum() for e in energy)
-    return float(on_grid / max(total, 1e-6))
+        energy = np.abs(np.diff(pixels, axis=axis)).sum(axis=2).sum(axis=1 - axis)  # per boundary along `axis`
+        shares.append(energy[PIXEL_BLOCK - 1 :: PIXEL_BLOCK].sum() / max(energy.sum(), 1e-6))
+    return float(min(shares))  # both directions: grid-aligned bands alone are stripes, not blocks
 
 
 def shape_masks(pixels: np.ndarray, background_rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -95,8 +98,8 @@ def judge_style(image: Image.Image) -> str:
         return PLAIN
     if painted.sum() < 0.96 * filled.sum():  # background showing inside the shape
         return "outline"
-    interior = ndimage.binary_erosion(filled, iterations=2)
-    if interior.sum() < 16:
+    interior = ndimage.binary_erosion(filled, iterations=1)
+    if interior.sum() < 8:
         return PLAIN
     inside = pixels[interior]
     main = np.median(inside, axis=0)
