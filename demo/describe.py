@@ -20,13 +20,14 @@ from .errors import user_errors
 from .examples import example_images
 from .gpu import gpu
 from .settings import settings_loader
+from .uploads import image_input
 
 
 def build(engine: Engine) -> None:
     defaults = engine.preset()
     with gr.Row():
         with gr.Column(scale=2):
-            image = gr.Image(label="Image", elem_id="describe-image", type="filepath", image_mode=None, format="png", elem_classes=["depict-pixelated"], height=280)
+            image = image_input(label="Image", elem_id="describe-image", elem_classes=["depict-pixelated"], height=280)
             describe_button = gr.Button("Describe", elem_id="describe-run")
             description = gr.Textbox(label="Description (edit it, then regenerate)", elem_id="describe-text", lines=2,
                                      max_length=LIMITS.max_prompt_chars)  # fmt: skip

@@ -22,6 +22,7 @@ from .errors import user_errors
 from .examples import example_images
 from .gpu import gpu
 from .settings import settings_loader
+from .uploads import image_input
 
 
 def split_editor(editor: dict | None):
@@ -41,8 +42,8 @@ def build(engine: Engine) -> None:
             editor = gr.ImageEditor(label="Image (paint over what to change)", elem_id="edit-editor", type="pil", image_mode="RGBA",
                                     brush=gr.Brush(colors=["#ffffff"], default_size=8), height=320,
                                     elem_classes=["depict-pixelated"])  # fmt: skip
-            image = gr.Image(label="image", type="filepath", image_mode=None, format="png", visible=False)
-            mask = gr.Image(label="mask", type="filepath", image_mode=None, format="png", visible=False)
+            image = image_input(label="image", visible=False)
+            mask = image_input(label="mask", visible=False)
             with gr.Tab("Inpaint"):
                 prompt = gr.Textbox(label="What goes in the painted region", elem_id="inpaint-prompt", lines=1, max_length=LIMITS.max_prompt_chars)
                 gr.Examples([["a large red star in the center on a white background"]], inputs=[prompt])

@@ -21,6 +21,7 @@ from .errors import user_errors
 from .examples import example_images
 from .gpu import gpu
 from .settings import settings_loader
+from .uploads import image_input
 
 
 def build(engine: Engine) -> None:
@@ -28,8 +29,7 @@ def build(engine: Engine) -> None:
     styles = engine.adapters()
     with gr.Row():
         with gr.Column(scale=2):
-            image = gr.Image(label="Content image", elem_id="style-image", type="filepath", image_mode=None, format="png", elem_classes=["depict-pixelated"],
-                             height=280)  # fmt: skip
+            image = image_input(label="Content image", elem_id="style-image", elem_classes=["depict-pixelated"], height=280)
             style = gr.Dropdown(styles, value=styles[0] if styles else None, label="Style adapter", allow_custom_value=True)
             strength = gr.Slider(0.05, 1.0, value=0.6, step=0.05, label="Strength (how much is redrawn)")
             style_weight = gr.Slider(0.0, LIMITS.max_adapter_weight, value=1.0, step=0.05, label="Style weight")

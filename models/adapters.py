@@ -14,7 +14,7 @@ import re
 import time
 from pathlib import Path
 
-from safetensors.torch import load_file
+from safetensors import safe_open
 
 from .settings import LIMITS
 
@@ -92,7 +92,8 @@ class AdapterState:
         log.info("loaded adapter %s in %.2fs", name, time.perf_counter() - started)
 
     def _load_decoder(self, pipeline, name: str, path: Path) -> None:
-        part = {key: value for key, value in load_file(path).items() if key.startswith(DECODER_PREFIX)}
+        with safe_open(path, "pt") as stored:  # only the decoder's tensors: the UNet's were read by diffusers
+            part = {key: stored.get_tensor(key) for key in stored.keys() if key.startswith(DECODER_PREFIX)}
         if not part:
             return
         if self.decoder is None:

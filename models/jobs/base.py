@@ -198,13 +198,14 @@ def run_pipeline(loaded: LoadedPreset, prepared: Prepared, params: SamplingParam
     """
     role, resolved = prepared.role, prepared.resolved
     pipeline = loaded.pipeline(role)
+    tiny = fast_decoder(loaded, params)  # loaded outside the lock on first use
     with loaded.lock_for(role):
         args = dict(prepared.args)
         adapters_decoder = None
         if role != "instruct_edit":
             adapters_decoder = loaded.adapters.apply(pipeline, prepared.adapters)
             args = loaded.prompts.substitute(pipeline, args, prepared.adapters)
-        decoder = adapters_decoder or fast_decoder(loaded, params)
+        decoder = adapters_decoder or tiny
         prepared.extras["decoder"] = "adapters" if adapters_decoder else "tiny" if decoder is not None else "full"
         if decoder is not None:
             args["output_type"] = "latent"

@@ -19,9 +19,9 @@ from .render import IMAGE_SIZE, render_attributes, shape_coverage
 
 STYLES = ("outline", "striped", "dotted", "pixelated")
 PLAIN = "plain"
-PIXEL_BLOCK = 4
-_STROKE = 2  # px
 _CELL = 4  # px per latent cell of the bundled autoencoder
+PIXEL_BLOCK = _CELL
+_STROKE = 2  # px
 _STRIPE_PERIOD = 3 * _CELL  # px from band to band: the accent stays the minority
 _DOT_PERIOD = 2 * _CELL  # px from dot to dot
 _SUPERSAMPLE = 4
