@@ -16,7 +16,7 @@ from scipy import ndimage
 
 from .grammar import PALETTE, Attributes
 from .render import IMAGE_SIZE, STAR_INNER_RATIO, draw_coverage
-from .styles import PIXEL_BLOCK, blockiness
+from .styles import PIXEL_BLOCK, accent, blockiness
 
 _PALETTE_NAMES = list(PALETTE)
 _PALETTE_RGB = np.array([PALETTE[n] for n in _PALETTE_NAMES], dtype=np.float32)
@@ -70,6 +70,8 @@ def _hull_area(mask: np.ndarray) -> float:
 
 _STAR_BOX = (2 * math.sin(2 * math.pi / 5), 1 + math.cos(math.pi / 5))  # star box width, height per outer radius
 _SCALES = (1.0, 1.1, 1.2)
+_BLOCK_SHIFTS = (-1.5, 0.0, 1.5)  # px
+_BLOCK_SCALES = (0.9, 1.0, 1.1, 1.2)
 
 
 def _placement(shape: str, box: tuple[int, int, int, int]) -> tuple[float, float, float]:
@@ -92,18 +94,23 @@ def _template(shape: str, cx: float, cy: float, side: float, pixelated: bool) ->
 
 def _classify_shape(alpha: np.ndarray, box: tuple[int, int, int, int], fill: float, solidity: float,
                     pixelated: bool) -> str:  # fmt: skip
-    """The ideal shape closest to the coverage around its box; prototype distance breaks near ties."""
+    """The ideal shape closest to the coverage around its box; prototype distance breaks near ties.
+
+    Blocks hide where the shape really sits within 4 px, and make fill and solidity unreliable: pixelated images
+    are fitted over shifted and scaled placements instead, with no prototype term.
+    """
     x0, y0, x1, y1 = box
     window = (slice(max(0, y0 - 3), y1 + 3), slice(max(0, x0 - 3), x1 + 3))
-
     observed = alpha[window]
+    shifts, scales, prototype_weight = (_BLOCK_SHIFTS, _BLOCK_SCALES, 0.0) if pixelated else ((0.0,), _SCALES, 0.05)
 
     def score(shape: str) -> float:
         cx, cy, side = _placement(shape, box)
         # thin tips fall below half coverage when edges are soft: let the outline grow a little to fit
-        mismatch = min(np.abs(observed - _template(shape, cx, cy, side * scale, pixelated)[window]).mean() for scale in _SCALES)
+        mismatch = min(np.abs(observed - _template(shape, cx + dx, cy + dy, side * scale, pixelated)[window]).mean()
+                       for scale in scales for dx in shifts for dy in shifts)  # fmt: skip
         prototype = math.dist((fill, solidity), _SHAPE_PROTOTYPES[shape])
-        return mismatch + 0.05 * prototype
+        return mismatch + prototype_weight * prototype
 
     return min(_SHAPE_PROTOTYPES, key=score)
 
@@ -135,9 +142,15 @@ def shape_alpha(image: Image.Image) -> tuple[np.ndarray, str, str]:
     label = int(np.bincount(labels[pure] if pure.any() else labels).argmax())
     color = _PALETTE_NAMES[label]
     shape_rgb = np.median(candidates[labels == label], axis=0)
-    direction = shape_rgb - background_rgb
-    alpha = np.clip((pixels - background_rgb) @ direction / max(float(direction @ direction), 1e-6), 0.0, 1.0)
+    # stripes and dots are drawn in the accent shade: count it as covered too
+    alpha = np.maximum(_toward(pixels, background_rgb, shape_rgb), _toward(pixels, background_rgb, accent(color, background)))
     return alpha, background, color
+
+
+def _toward(pixels: np.ndarray, start: np.ndarray, end) -> np.ndarray:
+    """How far each pixel lies from `start` toward `end`, in [0, 1]."""
+    direction = np.asarray(end, np.float32) - start
+    return np.clip((pixels - start) @ direction / max(float(direction @ direction), 1e-6), 0.0, 1.0)
 
 
 def judge(image: Image.Image) -> Attributes:
