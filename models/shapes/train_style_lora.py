@@ -3,7 +3,8 @@
 The UNet LoRA learns the same captions drawn in one of the world's rendering styles, and learns to carry a plain
 picture's latents (noised as img2img noises them) to the same scene's styled latents, so style transfer keeps
 the content. The decoder LoRA teaches the autoencoder's decoder to draw that style sharply from styled latents
-(the shared decoder, trained on plain scenes, smooths stripes, dots and blocks away). Saved as
+(the shared decoder, trained on plain scenes, smooths stripes, dots and blocks away; an edge loss keeps the
+style's hard edges where pixel losses alone would blur them). Saved as
 `<out>/<style>.safetensors`: `unet.*` keys in diffusers' format (`load_lora_weights` reads them and ignores the
 rest) and `vae.*` keys that `AdapterState` loads into a decoder used only while the adapter is active:
 
