@@ -16,7 +16,7 @@ from scipy import ndimage
 
 from .grammar import PALETTE, Attributes
 from .render import IMAGE_SIZE, STAR_INNER_RATIO, draw_coverage
-from .styles import PIXEL_BLOCK, accent, blockiness
+from .styles import PIXEL_BLOCK, accent, blockiness, border_color, image_pixels
 
 _PALETTE_NAMES = list(PALETTE)
 _PALETTE_RGB = np.array([PALETTE[n] for n in _PALETTE_NAMES], dtype=np.float32)
@@ -123,12 +123,11 @@ def _position(dx: float, dy: float) -> str:
     return "at the top" if dy < 0 else "at the bottom"
 
 
-def shape_alpha(image: Image.Image) -> tuple[np.ndarray, str, str]:
-    """Per-pixel coverage of the shape in [0, 1], with the background and shape colour names."""
-    pixels = np.asarray(image.convert("RGB").resize((IMAGE_SIZE, IMAGE_SIZE)), dtype=np.float32)
-    border = np.concatenate([pixels[:2].reshape(-1, 3), pixels[-2:].reshape(-1, 3),
-                             pixels[:, :2].reshape(-1, 3), pixels[:, -2:].reshape(-1, 3)])  # fmt: skip
-    background_rgb = np.median(border, axis=0)
+def shape_alpha(image: Image.Image | np.ndarray) -> tuple[np.ndarray, str, str]:
+    """Per-pixel coverage of the shape in [0, 1], with the background and shape colour names (from an image, or
+    its `image_pixels`)."""
+    pixels = image if isinstance(image, np.ndarray) else image_pixels(image)
+    background_rgb = border_color(pixels)
     background = _nearest_color(background_rgb)
     distance = np.linalg.norm(pixels - background_rgb, axis=2)
     candidates = pixels[distance > max(_MIN_COLOR_DISTANCE, 0.25 * distance.max())]
@@ -155,10 +154,11 @@ def _toward(pixels: np.ndarray, start: np.ndarray, end) -> np.ndarray:
 
 def judge(image: Image.Image) -> Attributes:
     """Read an image of the shapes world back into its attributes."""
-    alpha, background, color = shape_alpha(image)
+    pixels = image_pixels(image)
+    alpha, background, color = shape_alpha(pixels)
     # outlines, stripes and dots enclose the shape's area: count it as covered
     alpha = np.maximum(alpha, ndimage.binary_fill_holes(alpha > 0.5))
-    pixelated = blockiness(np.asarray(image.convert("RGB").resize((IMAGE_SIZE, IMAGE_SIZE)), np.float32)) > 0.6
+    pixelated = blockiness(pixels) > 0.6
     mask = alpha > 0.5
     if mask.sum() < 4:
         # Nothing drawn: the closest reading is the smallest, most central square.

@@ -86,14 +86,24 @@ def shape_masks(pixels: np.ndarray, background_rgb: np.ndarray) -> tuple[np.ndar
     return painted, ndimage.binary_fill_holes(painted)
 
 
-def judge_style(image: Image.Image) -> str:
-    """`plain` or one of `STYLES`, read from the pixels."""
-    pixels = np.asarray(image.convert("RGB").resize((IMAGE_SIZE, IMAGE_SIZE)), dtype=np.float32)
-    if blockiness(pixels) > 0.6:
-        return "pixelated"
+def image_pixels(image: Image.Image) -> np.ndarray:
+    """The image as float RGB at the world's size, as the judges read it."""
+    return np.asarray(image.convert("RGB").resize((IMAGE_SIZE, IMAGE_SIZE)), dtype=np.float32)
+
+
+def border_color(pixels: np.ndarray) -> np.ndarray:
+    """Median RGB of the 2 px frame: the background (shapes never reach the frame)."""
     border = np.concatenate([pixels[:2].reshape(-1, 3), pixels[-2:].reshape(-1, 3),
                              pixels[:, :2].reshape(-1, 3), pixels[:, -2:].reshape(-1, 3)])  # fmt: skip
-    painted, filled = shape_masks(pixels, np.median(border, axis=0))
+    return np.median(border, axis=0)
+
+
+def judge_style(image: Image.Image) -> str:
+    """`plain` or one of `STYLES`, read from the pixels."""
+    pixels = image_pixels(image)
+    if blockiness(pixels) > 0.6:
+        return "pixelated"
+    painted, filled = shape_masks(pixels, border_color(pixels))
     if filled.sum() < 16:
         return PLAIN
     if painted.sum() < 0.96 * filled.sum():  # background showing inside the shape
