@@ -91,14 +91,16 @@ def seed_box() -> gr.Number:
     return seed
 
 
-def sampling_controls(engine: Engine, show_batch: bool = True) -> SamplingControls:
+def sampling_controls(engine: Engine, show_batch: bool = True, job: str = "") -> SamplingControls:
+    """The settings every generating tab shares; `job` picks the preset's default guidance for that job."""
     preset = engine.preset()
     with gr.Accordion("Settings", open=False):
         negative_prompt = gr.Textbox(label="Negative prompt", value="", lines=1, max_length=LIMITS.max_prompt_chars)
         seed = seed_box()
         with gr.Row():
             steps = gr.Slider(1, LIMITS.max_steps, value=preset.steps, step=1, label="Steps")
-            guidance = gr.Slider(0.0, LIMITS.max_guidance, value=preset.guidance, step=0.1, label="Guidance (CFG)")
+            guidance = gr.Slider(0.0, LIMITS.max_guidance, value=preset.default_guidance(job), step=0.1,
+                                 label="Guidance (CFG)")
         with gr.Row():
             scheduler = gr.Dropdown([("model default", "")] + [(n, n) for n in SCHEDULERS], value="", label="Sampler")
             num_images = gr.Slider(1, LIMITS.max_images, value=1, step=1, label="Images", visible=show_batch)
@@ -110,7 +112,7 @@ def sampling_controls(engine: Engine, show_batch: bool = True) -> SamplingContro
         preset_box = gr.Dropdown(preset_choices(engine), value=engine.default_preset, label="Model preset")
         fast_decode = gr.Checkbox(value=engine.policy.device == "cpu", label="Fast decode (the preset's tiny autoencoder, if it has one)")
         preset_box.change(
-            lambda name: (gr.update(value=engine.preset(name).steps), gr.update(value=engine.preset(name).guidance),
+            lambda name: (gr.update(value=engine.preset(name).steps), gr.update(value=engine.preset(name).default_guidance(job)),
                           gr.update(choices=engine.adapters(name), value=[])),  # fmt: skip
             preset_box, [steps, guidance, picker], api_visibility="private",
         )

@@ -42,9 +42,14 @@ class Preset:
     height: int = 512
     scheduler: str | None = None  # None: the model's own scheduler
     image_guidance: float = 1.5  # instruct-edit: how closely to follow the input image
+    style_guidance: float | None = None  # style transfer's default guidance; None: `guidance`
     shapes_world: bool = False  # the bundled family: captions follow the shapes grammar
     cpu_bfloat16: bool = False  # models large enough that bf16 pays on CPUs with native bf16 (`DevicePolicy.for_preset`)
     local: bool = False
+
+    def default_guidance(self, job: str = "") -> float:
+        """The guidance a job runs at when the request leaves it unset."""
+        return self.style_guidance if job == "style_transfer" and self.style_guidance is not None else self.guidance
 
     def sources(self) -> dict[str, str]:
         roles = {"text_to_image": self.text_to_image, "captioner": self.captioner, "instruct_edit": self.instruct_edit}

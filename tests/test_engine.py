@@ -94,10 +94,16 @@ def test_regenerate_reports_fidelity(engine, picture, keep_layout):
 
 
 def test_style_transfer_activates_the_style_adapter(engine, picture):
-    styled = engine.style_transfer(picture, "warm", strength=0.6, seed=2, prompt=PROMPT)
+    styled = engine.style_transfer(picture, "warm", strength=0.6, seed=2, prompt=PROMPT, guidance=3.0)
     plain = engine.regenerate(picture, PROMPT, keep_layout=0.4, seed=2)
     assert styled.metadata["adapters"] == {"warm": 1.0}
     assert not np.array_equal(pixels(styled.images[0]), pixels(plain.images[0]))
+
+
+def test_style_transfer_defaults_to_the_presets_style_guidance(engine, picture):
+    assert engine.style_transfer(picture, "warm", prompt=PROMPT).metadata["guidance"] == 2.0  # preset: style_guidance
+    assert engine.style_transfer(picture, "warm", prompt=PROMPT, guidance=5.0).metadata["guidance"] == 5.0
+    assert engine.regenerate(picture, PROMPT).metadata["guidance"] == 3.0  # preset: guidance
 
 
 def test_inpaint_keeps_pixels_outside_the_mask(engine, picture, mask):

@@ -87,7 +87,7 @@ def build_tiny_preset(folder: Path, adapters=("warm", "cool")) -> Path:
     spec = {
         "label": "Tiny random test preset", "text_to_image": "text_to_image", "captioner": "captioner",
         "instruct_edit": "instruct_edit", "instruct_shares_components": True, "adapters_dir": "adapters",
-        "vae_tiny": "vae_tiny", "steps": 2, "guidance": 3.0, "width": 64, "height": 64,
+        "vae_tiny": "vae_tiny", "steps": 2, "guidance": 3.0, "style_guidance": 2.0, "width": 64, "height": 64,
     }  # fmt: skip
     (folder / "preset.json").write_text(json.dumps(spec, indent=1))
     return folder

@@ -176,10 +176,10 @@ class Job:
         }
 
 
-def resolve(params: SamplingParams, preset: Preset, width=None, height=None) -> Resolved:
+def resolve(params: SamplingParams, preset: Preset, width=None, height=None, job: str = "") -> Resolved:
     return Resolved(
         steps=params.steps if params.steps is not None else preset.steps,
-        guidance=params.guidance if params.guidance is not None else preset.guidance,
+        guidance=params.guidance if params.guidance is not None else preset.default_guidance(job),
         width=width or preset.width,
         height=height or preset.height,
     )

@@ -16,10 +16,11 @@ def working_image(image: Image.Image, preset) -> Image.Image:
     return image if image.size == size else image.resize(size, Image.Resampling.LANCZOS)
 
 
-def img2img_inputs(params, loaded, image: Image.Image, prompt: str, strength: float, role="image_to_image") -> Prepared:
+def img2img_inputs(params, loaded, image: Image.Image, prompt: str, strength: float, role="image_to_image",
+                   job: str = "") -> Prepared:  # fmt: skip
     """An img2img run's inputs; steps raised so that at least one denoising step runs (`int(steps * strength) >= 1`)."""
     image = working_image(image, loaded.preset)
-    base = resolve(params, loaded.preset, *image.size)
+    base = resolve(params, loaded.preset, *image.size, job=job)
     steps = max(base.steps, math.ceil(1 / strength))
     resolved = Resolved(steps=steps, guidance=base.guidance, width=image.width, height=image.height)
     args = {"prompt": prompt, "negative_prompt": params.negative_prompt or None, "image": image, "strength": strength}

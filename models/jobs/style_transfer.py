@@ -37,7 +37,7 @@ class StyleTransfer(Job):
         prompt = params.prompt
         if not prompt.strip() and loaded.preset.captioner:
             prompt = loaded.pipeline("captioner").describe(content)
-        prepared = img2img_inputs(params, loaded, content, prompt, params.strength)
+        prepared = img2img_inputs(params, loaded, content, prompt, params.strength, job=self.name)
         prepared.adapters[params.style] = params.style_weight
         return prepared
 

@@ -12,11 +12,10 @@ import math
 
 import numpy as np
 from PIL import Image
-from scipy import ndimage
 
 from .grammar import PALETTE, Attributes
 from .render import IMAGE_SIZE, STAR_INNER_RATIO, draw_coverage
-from .styles import PIXEL_BLOCK, accent, blockiness, border_color, image_pixels
+from .styles import PIXEL_BLOCK, accent, blockiness, border_color, enclosed, image_pixels
 
 _PALETTE_NAMES = list(PALETTE)
 _PALETTE_RGB = np.array([PALETTE[n] for n in _PALETTE_NAMES], dtype=np.float32)
@@ -157,7 +156,7 @@ def judge(image: Image.Image) -> Attributes:
     pixels = image_pixels(image)
     alpha, background, color = shape_alpha(pixels)
     # outlines, stripes and dots enclose the shape's area: count it as covered
-    alpha = np.maximum(alpha, ndimage.binary_fill_holes(alpha > 0.5))
+    alpha = np.maximum(alpha, enclosed(alpha > 0.5))
     pixelated = blockiness(pixels) > 0.6
     mask = alpha > 0.5
     if mask.sum() < 4:

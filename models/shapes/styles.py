@@ -80,10 +80,17 @@ def blockiness(pixels: np.ndarray) -> float:
     return float(min(shares))  # both directions: grid-aligned bands alone are stripes, not blocks
 
 
+def enclosed(mask: np.ndarray) -> np.ndarray:
+    """The mask with the areas it encloses filled in, as a viewer sees them: a gap of up to 2 px in an outline
+    still encloses its inside (the gap itself stays unfilled, so concave corners keep their shape)."""
+    closed = ndimage.binary_closing(mask, structure=np.ones((3, 3), bool), border_value=0)
+    return ndimage.binary_fill_holes(mask) | (ndimage.binary_fill_holes(closed) & ~closed)
+
+
 def shape_masks(pixels: np.ndarray, background_rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(painted, filled): pixels away from the background, and the same with enclosed holes filled."""
+    """(painted, filled): pixels away from the background, and the same with what they enclose."""
     painted = np.linalg.norm(pixels - background_rgb, axis=2) > 30
-    return painted, ndimage.binary_fill_holes(painted)
+    return painted, enclosed(painted)
 
 
 def image_pixels(image: Image.Image) -> np.ndarray:

@@ -26,6 +26,7 @@ from peft.utils import get_peft_model_state_dict
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
+from ..presets import preset_from_folder
 from .data import prepare_scenes, to_model_range
 from .evaluate import score_style_transfer
 from .model_card import hardware
@@ -43,6 +44,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                              lr=2e-3, data=8000, checkpoint_every=200)
     parser.add_argument("--style", required=True, choices=STYLES)
     parser.add_argument("--base", default="models/bundled/text_to_image", help="the bundled text-to-image folder")
+    parser.add_argument("--preset", default="models/bundled",
+                        help="the preset whose style-transfer settings the final check uses")
     parser.add_argument("--rank", type=int, default=8)
     parser.add_argument("--transfer-share", type=float, default=0.5,
                         help="share of each batch noised from the plain picture and denoised to the styled one")
@@ -178,10 +181,12 @@ def main(argv=None) -> None:
     path = save_adapter(args.out, args.style, base.unet, lora_config(args.rank), base.vae)
     img2img = StableDiffusionImg2ImgPipeline(**base.components)
     img2img.set_progress_bar_config(disable=True)
+    preset = preset_from_folder(args.preset)
+    steps, guidance = preset.steps, preset.default_guidance("style_transfer")
 
     def transfer(content, caption, seed):
         generator = torch.Generator().manual_seed(seed)
-        return img2img(caption, image=content, strength=0.6, num_inference_steps=12, guidance_scale=4.0,
+        return img2img(caption, image=content, strength=0.6, num_inference_steps=steps, guidance_scale=guidance,
                        generator=generator).images[0]  # fmt: skip
 
     scores = score_style_transfer(transfer, args.style, args.eval_count, seed=20_000)
@@ -197,7 +202,7 @@ def main(argv=None) -> None:
                 f"{args.decoder_scenes} {args.style} scenes (seed {args.seed + 1})",
         "wall time (s)": {"unet": unet_seconds, "total": wall},
         "hardware": hardware(),
-        "style transfer judged (strength 0.6, 12 steps, guidance 4)": scores,
+        f"style transfer judged (strength 0.6, {steps} steps, guidance {guidance:g})": scores,
     }
     Path(args.out, f"{args.style}.json").write_text(json.dumps(record, indent=1) + "\n")
     print(f"saved {path}: {scores}")
