@@ -70,6 +70,7 @@ def _hull_area(mask: np.ndarray) -> float:
 _STAR_BOX = (2 * math.sin(2 * math.pi / 5), 1 + math.cos(math.pi / 5))  # star box width, height per outer radius
 _SCALES = (1.0, 1.1, 1.2)
 _BLOCK_SHIFTS = (-1.5, 0.0, 1.5)  # px
+_BLOCK_BOX_ALPHA = 0.25  # a block the shape covers a quarter of (a star's tip) is still inside its box
 _BLOCK_SCALES = (0.9, 1.0, 1.1, 1.2)
 
 
@@ -162,7 +163,7 @@ def judge(image: Image.Image) -> Attributes:
     if mask.sum() < 4:
         # Nothing drawn: the closest reading is the smallest, most central square.
         return Attributes("small", color, "square", "in the center", background)
-    ys, xs = np.nonzero(mask)
+    ys, xs = np.nonzero(alpha > _BLOCK_BOX_ALPHA if pixelated else mask)
     x0, x1, y0, y1 = xs.min(), xs.max() + 1, ys.min(), ys.max() + 1
     width, height = float(x1 - x0), float(y1 - y0)
     area = float(alpha[y0:y1, x0:x1].sum())
