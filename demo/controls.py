@@ -111,11 +111,13 @@ def sampling_controls(engine: Engine, show_batch: bool = True, job: str = "") ->
         picker.change(format_adapters, [picker, adapters], adapters, api_visibility="private")
         preset_box = gr.Dropdown(preset_choices(engine), value=engine.default_preset, label="Model preset")
         fast_decode = gr.Checkbox(value=engine.policy.device == "cpu", label="Fast decode (the preset's tiny autoencoder, if it has one)")
-        preset_box.change(
-            lambda name: (gr.update(value=engine.preset(name).steps), gr.update(value=engine.preset(name).default_guidance(job)),
-                          gr.update(choices=engine.adapters(name), value=[])),  # fmt: skip
-            preset_box, [steps, guidance, picker], api_visibility="private",
-        )
+
+        def preset_defaults(name):
+            chosen = engine.preset(name)
+            return (gr.update(value=chosen.steps), gr.update(value=chosen.default_guidance(job)),
+                    gr.update(choices=engine.adapters(name), value=[]))  # fmt: skip
+
+        preset_box.change(preset_defaults, preset_box, [steps, guidance, picker], api_visibility="private")
     return SamplingControls(negative_prompt, seed, steps, guidance, scheduler, num_images, adapters, preset_box, fast_decode)
 
 

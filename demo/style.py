@@ -23,9 +23,12 @@ from .gpu import gpu
 from .settings import settings_loader
 from .uploads import image_input
 
+JOB = "style_transfer"  # the engine job this tab runs (its preset defaults differ: see `Preset.default_guidance`)
+
 
 def build(engine: Engine) -> None:
     defaults = engine.preset()
+    guidance_default = defaults.default_guidance(JOB)
     styles = engine.adapters()
     with gr.Row():
         with gr.Column(scale=2):
@@ -35,7 +38,7 @@ def build(engine: Engine) -> None:
             style_weight = gr.Slider(0.0, LIMITS.max_adapter_weight, value=1.0, step=0.05, label="Style weight")
             prompt = gr.Textbox(label="Content description (empty: described automatically)", value="", lines=1,
                                 max_length=LIMITS.max_prompt_chars)  # fmt: skip
-            controls = sampling_controls(engine, job="style_transfer")
+            controls = sampling_controls(engine, job=JOB)
             run, stop = run_buttons("Apply style", "style-run")
             settings_loader({"style": style, "strength": strength, "style_weight": style_weight, "prompt": prompt,
                              **controls.fields()}, list(engine.registry))  # fmt: skip
@@ -48,7 +51,7 @@ def build(engine: Engine) -> None:
     @user_errors
     @gpu
     def style_transfer(image, style, strength=0.6, style_weight=1.0, prompt="", negative_prompt="", seed=0,
-                       steps=defaults.steps, guidance=defaults.default_guidance("style_transfer"), scheduler="", num_images=1, adapters="",
+                       steps=defaults.steps, guidance=guidance_default, scheduler="", num_images=1, adapters="",
                        preset=engine.default_preset, fast_decode=None, history=None, slot=None, progress=gr.Progress()):  # fmt: skip
         options = sampling_options(negative_prompt, seed, steps, guidance, scheduler, num_images, adapters, preset, fast_decode)
         return run_and_show(engine.style_transfer, slot, history, progress, image=image, style=style or "",
