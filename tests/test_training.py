@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import json
 
+import pytest
+import torch
 from diffusers import AutoencoderKL, StableDiffusionInstructPix2PixPipeline, StableDiffusionPipeline
 from transformers import BlipForConditionalGeneration
+
+from safetensors.torch import load_file, save_file
 
 from models.adapters import AdapterCatalog, AdapterState
 from models.shapes import (
@@ -54,6 +58,18 @@ def test_text_to_image_captioner_style_and_instruct_scripts(tmp_path):
     assert state.apply(pipeline, {}) is None  # the decoder LoRA lives in a copy: the pipeline's VAE is untouched
     assert not any("lora" in name for name, _ in pipeline.vae.named_parameters())
 
+    kept = tmp_path / "kept"  # started from the file, nothing trained: the same LoRAs come back
+    train_style_lora.main(["--tiny", "--style", "striped", "--base", str(t2i), "--out", str(kept), "--work-dir", str(tmp_path / "w5"),
+                           "--init-from", str(styles / "striped.safetensors"), "--steps", "0", "--decoder-steps", "0"])  # fmt: skip
+    original, copied = load_file(styles / "striped.safetensors"), load_file(kept / "striped.safetensors")
+    assert original.keys() == copied.keys() and all(torch.equal(original[k], copied[k]) for k in original)
+    cut = tmp_path / "cut"  # rank 8 -> 4, continued; both continued, the decoder also on the UNet's redraws
+    train_style_lora.main(["--tiny", "--style", "striped", "--base", str(t2i), "--out", str(cut), "--work-dir", str(tmp_path / "w6"),
+                           "--init-from", str(styles / "striped.safetensors"), "--rank", "4", "--decoder-redrawn", "0.5"])  # fmt: skip
+    assert {v.shape[0] for k, v in load_file(cut / "striped.safetensors").items() if k.startswith("unet.") and ".lora_A." in k} == {4}
+    assert (cut / "striped.safetensors").stat().st_size < 0.7 * (styles / "striped.safetensors").stat().st_size
+    assert "redraws" in json.loads((cut / "striped.json").read_text())["decoder loss"]
+
     instruct = tmp_path / "instruct"
     train_instruct_edit.main(["--tiny", "--base", str(t2i), "--out", str(instruct), "--work-dir", str(tmp_path / "w4")])
     assert not (instruct / "vae").exists() and not (instruct / "text_encoder").exists()  # shared with the base
@@ -62,3 +78,20 @@ def test_text_to_image_captioner_style_and_instruct_scripts(tmp_path):
     )
     assert editor.unet.config.in_channels == 8
     assert "changed" in (instruct / "README.md").read_text()
+
+
+@pytest.mark.parametrize("down_shape, up_shape", [((8, 5), (6, 8)), ((8, 3, 3, 3), (6, 8, 1, 1))])
+def test_a_stored_lora_is_cut_to_its_best_lower_rank(tmp_path, down_shape, up_shape):
+    generator = torch.Generator().manual_seed(0)
+    down, up = torch.randn(down_shape, generator=generator), torch.randn(up_shape, generator=generator)
+    path = tmp_path / "adapter.safetensors"
+    save_file({"unet.block.lora_A.weight": down, "unet.block.lora_B.weight": up, "vae.other.lora_A.weight": down.clone()}, path)
+    assert torch.equal(train_style_lora.stored_lora(path, "unet", 8)["block.lora_A.weight"], down)
+    cut = train_style_lora.stored_lora(path, "unet", 4)
+    assert cut["block.lora_A.weight"].shape == (4, *down_shape[1:]) and cut["block.lora_B.weight"].shape == (6, 4, *up_shape[2:])
+    update = up.flatten(1) @ down.flatten(1)
+    singular = torch.linalg.svdvals(update)
+    error = torch.linalg.norm(update - cut["block.lora_B.weight"].flatten(1) @ cut["block.lora_A.weight"].flatten(1))
+    assert error == pytest.approx(singular[4:].square().sum().sqrt(), rel=1e-4)  # the best rank-4 approximation
+    with pytest.raises(ValueError, match="no LoRA under `text_encoder.`"):
+        train_style_lora.stored_lora(path, "text_encoder", 4)

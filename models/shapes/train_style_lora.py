@@ -22,8 +22,9 @@ import torch
 import torch.nn.functional as F
 from diffusers import DDPMScheduler, StableDiffusionImg2ImgPipeline, StableDiffusionPipeline
 from peft import LoraConfig
-from peft.utils import get_peft_model_state_dict
+from peft.utils import get_peft_model_state_dict, set_peft_model_state_dict
 from safetensors import safe_open
+from PIL import Image
 from safetensors.torch import load_file, save_file
 
 from ..presets import preset_from_folder
@@ -37,6 +38,7 @@ from .training import command_line, optimizer_step, resume_run, set_seed, set_wa
 LORA_TARGETS = ["to_q", "to_k", "to_v", "to_out.0", "proj_in", "proj_out", "conv1", "conv2", "ff.net.0.proj", "ff.net.2"]
 DECODER_PREFIX = "vae"  # the file's decoder LoRA keys start with `vae.`
 TRANSFER_TIMESTEPS = (200, 800)  # the noise levels img2img starts from at the strengths people use
+REDRAW_STRENGTHS = (0.25, 0.5)  # the decoder's redrawn latents: low enough that the layout does not move
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -53,11 +55,16 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--decoder-rank", type=int, default=8)
     parser.add_argument("--decoder-scenes", type=int, default=3000)
     parser.add_argument("--edge-weight", type=float, default=8.0, help="weight of the decoder's edge loss")
+    parser.add_argument("--decoder-redrawn", type=float, default=0.0,
+                        help="share of each decoder batch taken from the style UNet's own redraws of the styled renders")
+    parser.add_argument("--init-from", type=Path,
+                        help="an adapter file to start from: its UNet LoRA (cut to --rank by SVD when lower) and its "
+                             "decoder LoRA continue for --steps and --decoder-steps (0 keeps them as they are)")
     parser.add_argument("--eval-count", type=int, default=100, help="style transfers judged at the end")
     args = parser.parse_args(argv)
     if args.tiny:
-        args.steps, args.scenes, args.batch_size, args.checkpoint_every, args.eval_count = 2, 16, 4, 1, 2
-        args.decoder_steps, args.decoder_scenes = 2, 8
+        args.scenes, args.batch_size, args.checkpoint_every, args.eval_count, args.decoder_scenes = 16, 4, 1, 2, 8
+        args.steps, args.decoder_steps = min(args.steps, 2), min(args.decoder_steps, 2)  # 0 still skips a part
     return args
 
 
@@ -83,9 +90,8 @@ def transfer_loss(unet, text_encoder, noise_scheduler, plain, styled, input_ids,
 
 
 def train_unet_lora(args, base, work_dir: Path) -> None:
+    """Fit the UNet LoRA (already added to `base.unet`) on styled captions and plain -> styled transfers."""
     vae, text_encoder, unet = base.vae, base.text_encoder, base.unet
-    config = lora_config(args.rank)
-    unet.add_adapter(config)
     params = [p for p in unet.parameters() if p.requires_grad]
     styled, captions = encode_scenes(vae, args.scenes, args.seed, work_dir / f"latents-{args.scenes}-{args.seed}.safetensors",
                                      style=args.style)  # fmt: skip
@@ -122,14 +128,72 @@ def edge_error(error: torch.Tensor) -> torch.Tensor:
     return error.diff(dim=-1).abs().mean() + error.diff(dim=-2).abs().mean()
 
 
-def train_decoder_lora(args, vae, work_dir: Path) -> LoraConfig:
-    """Fit a LoRA on the decoder so that styled latents (slightly noised) decode to the styled render."""
-    config = decoder_lora_config(vae, args.decoder_rank)
-    vae.add_adapter(config)
-    params = [p for p in vae.parameters() if p.requires_grad]
-    images, _ = prepare_scenes(args.decoder_scenes, args.seed + 1, args.style)
+def stored_lora(path: Path, prefix: str, rank: int) -> dict[str, torch.Tensor]:
+    """The LoRA under `prefix` in an adapter file, in peft's key names, each update B @ A cut to its `rank`
+    largest singular directions where the file's rank is higher (a lossless copy otherwise)."""
+    with safe_open(path, "pt") as stored:
+        lora = {key[len(prefix) + 1:]: stored.get_tensor(key).float() for key in stored.keys() if key.startswith(f"{prefix}.")}
+    if not lora:
+        raise ValueError(f"{path} holds no LoRA under `{prefix}.`.")
+    cut = {}
+    for key_a in (key for key in lora if ".lora_A." in key):
+        key_b = key_a.replace(".lora_A.", ".lora_B.")
+        down, up = lora[key_a], lora[key_b]
+        if len(down) <= rank:
+            cut.update({key_a: down, key_b: up})
+            continue
+        u, s, vh = torch.linalg.svd(up.flatten(1) @ down.flatten(1), full_matrices=False)
+        root = s[:rank].sqrt()
+        cut[key_b] = (u[:, :rank] * root).reshape(len(up), rank, *up.shape[2:])
+        cut[key_a] = (root[:, None] * vh[:rank]).reshape(rank, *down.shape[1:])
+    return cut
+
+
+def load_lora(module, config: LoraConfig, path: Path, prefix: str) -> None:
+    """Add a LoRA of `config` to `module`, holding the one stored under `prefix` in an adapter file."""
+    module.add_adapter(config)
+    incompatible = set_peft_model_state_dict(module, stored_lora(path, prefix, config.r))
+    if incompatible.unexpected_keys:
+        raise ValueError(f"{path}'s `{prefix}.` LoRA does not fit this model: {incompatible.unexpected_keys[:3]}.")
+
+
+def decoder_latents(vae, count: int, seed: int, style: str) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+    """Mean (unscaled) latents of `count` scenes rendered in `style`, the renders (uint8) and their captions."""
+    images, scenes = prepare_scenes(count, seed, style)
     with torch.no_grad():
         latents = torch.cat([vae.encode(to_model_range(chunk)).latent_dist.mean for chunk in images.split(500)])
+    return latents, images, [scene.caption for scene in scenes]
+
+
+def redrawn_latents(base, images: torch.Tensor, captions: list[str], steps: int, guidance: float, seed: int,
+                    strengths=REDRAW_STRENGTHS, chunk: int = 100) -> torch.Tensor:  # fmt: skip
+    """The style UNet's img2img redraw of styled renders, as unscaled latents. At these strengths the layout stays
+    put, so each redraw pairs with its render pixel for pixel while carrying the UNet's own stroke errors."""
+    img2img = StableDiffusionImg2ImgPipeline(**base.components)
+    img2img.set_progress_bar_config(disable=True)
+    generator = torch.Generator().manual_seed(seed)
+    redrawn = []
+    for start in range(0, len(images), chunk):
+        pictures = [Image.fromarray(image.permute(1, 2, 0).numpy()) for image in images[start : start + chunk]]
+        strength = float(torch.empty(1).uniform_(*strengths, generator=generator))
+        latents = img2img(captions[start : start + chunk], image=pictures, strength=strength, num_inference_steps=steps,
+                          guidance_scale=guidance, generator=generator, output_type="latent").images  # fmt: skip
+        redrawn.append(latents / base.vae.config.scaling_factor)
+    return torch.cat(redrawn)
+
+
+def train_decoder_lora(args, base, work_dir: Path, steps: int, guidance: float) -> None:
+    """Fit the decoder's LoRA (already added to `base.vae`) so that styled latents decode to the styled render.
+
+    Each batch decodes the styled renders' encoded latents, slightly noised, and with `--decoder-redrawn` a share
+    of the style UNet's redraws of them (sampled at the style transfer's `steps` and `guidance`): the decoder then
+    learns to draw crisp strokes from the soft ones the UNet makes.
+    """
+    vae = base.vae
+    latents, images, captions = decoder_latents(vae, args.decoder_scenes, args.seed + 1, args.style)
+    if args.decoder_redrawn:
+        redrawn = redrawn_latents(base, images, captions, steps, guidance, args.seed + 2)
+    params = [p for p in vae.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.0)
     checkpoints, _, generator, began, progress = resume_run(
         work_dir, {"vae": vae}, optimizer, args.seed, args.decoder_steps, f"decoder {args.style}"
@@ -138,15 +202,18 @@ def train_decoder_lora(args, vae, work_dir: Path) -> LoraConfig:
     for step in progress:
         index = torch.randint(0, len(images), (args.batch_size,), generator=generator)
         wobble = 0.05 * torch.randn(latents[index].shape, generator=generator)  # the UNet's latents are never exact
+        start = latents[index] + wobble
+        if args.decoder_redrawn:
+            rows = torch.rand(len(index), generator=generator) < args.decoder_redrawn
+            start = torch.where(rows.view(-1, 1, 1, 1), redrawn[index], start)
         set_warmup_cosine_lr(optimizer, args.lr, step, warmup=20, total=args.decoder_steps)
-        error = vae.decode(latents[index] + wobble).sample - to_model_range(images[index])
+        error = vae.decode(start).sample - to_model_range(images[index])
         loss = error.abs().mean() + error.pow(2).mean() + args.edge_weight * edge_error(error)
         optimizer_step(loss, optimizer, {}, step)
         progress.set_postfix(loss=f"{loss.item():.4f}")
         if (step + 1) % args.checkpoint_every == 0 or step + 1 == args.decoder_steps:
             checkpoints.save(step + 1, {"vae": vae}, optimizer, {"elapsed": time.time() - began})
     vae.eval()
-    return config
 
 
 def save_adapter(folder: str, name: str, unet, unet_config: LoraConfig, vae) -> Path:
@@ -172,17 +239,25 @@ def main(argv=None) -> None:
     for module in (base.vae, base.text_encoder, base.unet):
         module.requires_grad_(False)
     work_dir = Path(args.work_dir, args.style)
+    preset = preset_from_folder(args.preset)
+    steps, guidance = preset.steps, preset.default_guidance("style_transfer")
     began = time.time()
-    train_unet_lora(args, base, work_dir)
+    decoder_config = decoder_lora_config(base.vae, args.decoder_rank)
+    for module, config, prefix in ((base.unet, lora_config(args.rank), "unet"), (base.vae, decoder_config, DECODER_PREFIX)):
+        if args.init_from:
+            load_lora(module, config, args.init_from, prefix)
+        else:
+            module.add_adapter(config)
+    if args.steps:
+        train_unet_lora(args, base, work_dir)
     unet_seconds = round(time.time() - began)
-    decoder_config = train_decoder_lora(args, base.vae, work_dir / "decoder")
+    if args.decoder_steps:
+        train_decoder_lora(args, base, work_dir / "decoder", steps, guidance)
     wall = round(time.time() - began)
     Path(args.out).mkdir(parents=True, exist_ok=True)
     path = save_adapter(args.out, args.style, base.unet, lora_config(args.rank), base.vae)
     img2img = StableDiffusionImg2ImgPipeline(**base.components)
     img2img.set_progress_bar_config(disable=True)
-    preset = preset_from_folder(args.preset)
-    steps, guidance = preset.steps, preset.default_guidance("style_transfer")
 
     def transfer(content, caption, seed):
         generator = torch.Generator().manual_seed(seed)
@@ -197,9 +272,12 @@ def main(argv=None) -> None:
         "batch size": args.batch_size,
         "rank": {"unet": args.rank, "decoder": args.decoder_rank},
         "decoder targets": len(decoder_config.target_modules),
-        "decoder loss": f"L1 + L2 + {args.edge_weight:g} x edge (L1 of pixel differences)",
+        "decoder loss": f"L1 + L2 + {args.edge_weight:g} x edge (L1 of pixel differences)"
+                        + (f"; {args.decoder_redrawn:g} of each batch from the style UNet's redraws (img2img at strength "
+                           f"{REDRAW_STRENGTHS[0]:g}-{REDRAW_STRENGTHS[1]:g})" if args.decoder_redrawn else ""),
         "data": f"{args.scenes} scenes rendered plain and {args.style} (seed {args.seed}); decoder: "
                 f"{args.decoder_scenes} {args.style} scenes (seed {args.seed + 1})",
+        **({"started from": str(args.init_from)} if args.init_from else {}),
         "wall time (s)": {"unet": unet_seconds, "total": wall},
         "hardware": hardware(),
         f"style transfer judged (strength 0.6, {steps} steps, guidance {guidance:g})": scores,
