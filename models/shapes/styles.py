@@ -56,9 +56,10 @@ def render_styled(attributes: Attributes, seed: int = 0, style: str = PLAIN) -> 
         raise ValueError(f"Unknown style {style!r}; styles are {', '.join(STYLES)}.")
     coverage = shape_coverage(attributes, seed, supersample=_SUPERSAMPLE)
     size = coverage.size[0]
-    if style == "outline":
-        inner = coverage.filter(ImageFilter.MinFilter(2 * _STROKE * _SUPERSAMPLE + 1))
-        paint = np.asarray(coverage, np.float32) / 255 * (1 - np.asarray(inner, np.float32) / 255)
+    if style == "outline":  # the stroke straddles the shape's edge, so small shapes keep a visible inside
+        reach = _STROKE * _SUPERSAMPLE + 1  # half the stroke inside the edge, half outside
+        outer, inner = coverage.filter(ImageFilter.MaxFilter(reach)), coverage.filter(ImageFilter.MinFilter(reach))
+        paint = np.asarray(outer, np.float32) / 255 * (1 - np.asarray(inner, np.float32) / 255)
         colors = [(paint, PALETTE[attributes.color])]
     else:
         fill = np.asarray(coverage, np.float32) / 255
