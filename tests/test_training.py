@@ -68,7 +68,9 @@ def test_text_to_image_captioner_style_and_instruct_scripts(tmp_path):
                            "--init-from", str(styles / "striped.safetensors"), "--rank", "4", "--decoder-redrawn", "0.5"])  # fmt: skip
     assert {v.shape[0] for k, v in load_file(cut / "striped.safetensors").items() if k.startswith("unet.") and ".lora_A." in k} == {4}
     assert (cut / "striped.safetensors").stat().st_size < 0.7 * (styles / "striped.safetensors").stat().st_size
-    assert "redraws" in json.loads((cut / "striped.json").read_text())["decoder loss"]
+    record = json.loads((cut / "striped.json").read_text())
+    assert "redraws" in record["decoder loss"] and record["rank"]["unet"] == 4
+    assert record["started from"]["its record"]["rank"]["unet"] == 8  # the run it continued, kept with it
 
     instruct = tmp_path / "instruct"
     train_instruct_edit.main(["--tiny", "--base", str(t2i), "--out", str(instruct), "--work-dir", str(tmp_path / "w4")])

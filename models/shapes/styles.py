@@ -1,8 +1,8 @@
 """Rendering styles of the shapes world and a judge that tells them apart.
 
-A style changes how the shape is drawn, never what it is: `outline` (a 2 px stroke, background inside),
-`striped` (horizontal bands of a contrasting shade), `dotted` (a grid of dots of that shade) and `pixelated`
-(the whole image in 4x4 blocks). `plain` is the world's default flat rendering.
+A style changes how the shape is drawn, never what it is: `outline` (a 2 px stroke centred on the shape's edge,
+background inside), `striped` (horizontal bands of a contrasting shade), `dotted` (a grid of dots of that shade)
+and `pixelated` (the whole image in 4x4 blocks). `plain` is the world's default flat rendering.
 
 Patterns sit on the bundled autoencoder's grid (one latent cell per 4x4 pixels): bands are one cell tall, every
 third cell, and dots one cell wide, every other cell, so a 16x16 latent can hold them.

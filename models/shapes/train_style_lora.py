@@ -157,6 +157,12 @@ def load_lora(module, config: LoraConfig, path: Path, prefix: str) -> None:
         raise ValueError(f"{path}'s `{prefix}.` LoRA does not fit this model: {incompatible.unexpected_keys[:3]}.")
 
 
+def provenance(path: Path) -> dict:
+    """Where a run started from: the adapter file and, when it has one, the record of the run that made it."""
+    record = path.with_suffix(".json")
+    return {"file": str(path), **({"its record": json.loads(record.read_text())} if record.is_file() else {})}
+
+
 def decoder_latents(vae, count: int, seed: int, style: str) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
     """Mean (unscaled) latents of `count` scenes rendered in `style`, the renders (uint8) and their captions."""
     images, scenes = prepare_scenes(count, seed, style)
@@ -239,6 +245,7 @@ def main(argv=None) -> None:
     for module in (base.vae, base.text_encoder, base.unet):
         module.requires_grad_(False)
     work_dir = Path(args.work_dir, args.style)
+    started_from = provenance(args.init_from) if args.init_from else None  # read before `--out` may overwrite it
     preset = preset_from_folder(args.preset)
     steps, guidance = preset.steps, preset.default_guidance("style_transfer")
     began = time.time()
@@ -277,7 +284,7 @@ def main(argv=None) -> None:
                            f"{REDRAW_STRENGTHS[0]:g}-{REDRAW_STRENGTHS[1]:g})" if args.decoder_redrawn else ""),
         "data": f"{args.scenes} scenes rendered plain and {args.style} (seed {args.seed}); decoder: "
                 f"{args.decoder_scenes} {args.style} scenes (seed {args.seed + 1})",
-        **({"started from": str(args.init_from)} if args.init_from else {}),
+        **({"started from": started_from} if started_from else {}),
         "wall time (s)": {"unet": unet_seconds, "total": wall},
         "hardware": hardware(),
         f"style transfer judged (strength 0.6, {steps} steps, guidance {guidance:g})": scores,
