@@ -1,8 +1,8 @@
 """Rendering styles of the shapes world and a judge that tells them apart.
 
-A style changes how the shape is drawn, never what it is: `outline` (a 2 px stroke centred on the shape's edge,
-background inside), `striped` (horizontal bands of a contrasting shade), `dotted` (a grid of dots of that shade)
-and `pixelated` (the whole image in 4x4 blocks). `plain` is the world's default flat rendering.
+A style changes how the shape is drawn, never what it is: `outline` (a 2 px stroke, background inside),
+`striped` (horizontal bands of a contrasting shade), `dotted` (a grid of dots of that shade) and `pixelated`
+(the whole image in 4x4 blocks). `plain` is the world's default flat rendering.
 
 Patterns sit on the bundled autoencoder's grid (one latent cell per 4x4 pixels): bands are one cell tall, every
 third cell, and dots one cell wide, every other cell, so a 16x16 latent can hold them.
@@ -56,10 +56,9 @@ def render_styled(attributes: Attributes, seed: int = 0, style: str = PLAIN) -> 
         raise ValueError(f"Unknown style {style!r}; styles are {', '.join(STYLES)}.")
     coverage = shape_coverage(attributes, seed, supersample=_SUPERSAMPLE)
     size = coverage.size[0]
-    if style == "outline":  # the stroke straddles the shape's edge, so small shapes keep a visible inside
-        reach = _STROKE * _SUPERSAMPLE + 1  # half the stroke inside the edge, half outside
-        outer, inner = coverage.filter(ImageFilter.MaxFilter(reach)), coverage.filter(ImageFilter.MinFilter(reach))
-        paint = np.asarray(outer, np.float32) / 255 * (1 - np.asarray(inner, np.float32) / 255)
+    if style == "outline":
+        inner = coverage.filter(ImageFilter.MinFilter(2 * _STROKE * _SUPERSAMPLE + 1))
+        paint = np.asarray(coverage, np.float32) / 255 * (1 - np.asarray(inner, np.float32) / 255)
         colors = [(paint, PALETTE[attributes.color])]
     else:
         fill = np.asarray(coverage, np.float32) / 255

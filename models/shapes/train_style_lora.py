@@ -9,6 +9,8 @@ style's hard edges where pixel losses alone would blur them). Saved as
 rest) and `vae.*` keys that `AdapterState` loads into a decoder used only while the adapter is active:
 
     python -m models.shapes.train_style_lora --style striped --out models/bundled/styles
+
+`--init-from <file>` continues an adapter (a lower `--rank` cuts its UNet LoRA by SVD first; 0 steps keep a part).
 """
 
 from __future__ import annotations
@@ -23,8 +25,8 @@ import torch.nn.functional as F
 from diffusers import DDPMScheduler, StableDiffusionImg2ImgPipeline, StableDiffusionPipeline
 from peft import LoraConfig
 from peft.utils import get_peft_model_state_dict, set_peft_model_state_dict
-from safetensors import safe_open
 from PIL import Image
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from ..presets import preset_from_folder
