@@ -7,9 +7,8 @@ import json
 import pytest
 import torch
 from diffusers import AutoencoderKL, StableDiffusionInstructPix2PixPipeline, StableDiffusionPipeline
-from transformers import BlipForConditionalGeneration
-
 from safetensors.torch import load_file, save_file
+from transformers import BlipForConditionalGeneration
 
 from models.adapters import AdapterCatalog, AdapterState
 from models.shapes import (
@@ -63,7 +62,7 @@ def test_text_to_image_captioner_style_and_instruct_scripts(tmp_path):
                            "--init-from", str(styles / "striped.safetensors"), "--steps", "0", "--decoder-steps", "0"])  # fmt: skip
     original, copied = load_file(styles / "striped.safetensors"), load_file(kept / "striped.safetensors")
     assert original.keys() == copied.keys() and all(torch.equal(original[k], copied[k]) for k in original)
-    cut = tmp_path / "cut"  # rank 8 -> 4, continued; both continued, the decoder also on the UNet's redraws
+    cut = tmp_path / "cut"  # rank 8 cut to 4, then both parts continued, the decoder also on the UNet's redraws
     train_style_lora.main(["--tiny", "--style", "striped", "--base", str(t2i), "--out", str(cut), "--work-dir", str(tmp_path / "w6"),
                            "--init-from", str(styles / "striped.safetensors"), "--rank", "4", "--decoder-redrawn", "0.5"])  # fmt: skip
     assert {v.shape[0] for k, v in load_file(cut / "striped.safetensors").items() if k.startswith("unet.") and ".lora_A." in k} == {4}
