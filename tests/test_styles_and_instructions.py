@@ -6,8 +6,9 @@ import random
 
 import numpy as np
 import pytest
+from scipy import ndimage
 
-from models.shapes import judge, random_attributes, render_attributes
+from models.shapes import PALETTE, judge, random_attributes, render_attributes
 from models.shapes.evaluate import tally
 from models.shapes.instructions import Edit, parse_instruction, random_edit
 from models.shapes.styles import PLAIN, STYLES, judge_style, render_styled
@@ -36,6 +37,23 @@ def test_styles_keep_the_layout_of_the_plain_render():
         assert (styled == plain).mean() > 0.5, style  # the same background everywhere the shape is not
     with pytest.raises(ValueError, match="Unknown style"):
         render_styled(scene, 0, "watercolour")
+
+
+def _share_of_color(image, scene) -> np.ndarray:
+    """How far each pixel is from the scene's background towards its colour (0 to 1)."""
+    back, color = (np.array(PALETTE[name], np.float32) for name in (scene.background, scene.color))
+    return (np.asarray(image, np.float32) - back) @ (color - back) / np.sum((color - back) ** 2)
+
+
+def test_the_outline_is_a_stroke_along_the_inside_of_the_shapes_edge():
+    square = np.ones((3, 3), bool)
+    for index, scene in enumerate(_scenes(20, seed=3)):
+        plain = _share_of_color(render_attributes(scene, index), scene)
+        stroke = _share_of_color(render_styled(scene, index, "outline"), scene)
+        shape = plain > 0.5
+        assert stroke[shape & ~ndimage.binary_erosion(shape)].mean() > 0.6  # the shape's edge is drawn
+        assert (stroke <= plain + 0.01).all()  # never beyond the shape
+        assert stroke[ndimage.binary_erosion(shape, square, iterations=3)].max() < 0.05  # a 2 px stroke: background inside
 
 
 @pytest.mark.parametrize(
