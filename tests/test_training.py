@@ -11,6 +11,9 @@ from safetensors.torch import load_file, save_file
 from transformers import BlipForConditionalGeneration
 
 from models.adapters import AdapterCatalog, AdapterState
+from models.shapes.data import prepare_scenes
+from models.shapes.train_autoencoder import build_autoencoder
+from models.shapes.train_text_to_image import encode_images, encode_scenes
 from models.shapes import (
     train_autoencoder,
     train_captioner,
@@ -79,6 +82,22 @@ def test_text_to_image_captioner_style_and_instruct_scripts(tmp_path):
     )
     assert editor.unet.config.in_channels == 8
     assert "changed" in (instruct / "README.md").read_text()
+
+
+def test_the_latents_cache_is_named_by_what_it_holds(tmp_path):
+    """A cache made with another renderer style or another autoencoder is never reused for this one."""
+    torch.manual_seed(0)
+    vae = build_autoencoder().eval()
+    first, captions = encode_scenes(vae, 40, 3, tmp_path)
+    again, captions_again = encode_scenes(vae, 40, 3, tmp_path)
+    assert torch.equal(first, again) and captions == captions_again and len(list(tmp_path.glob("*.safetensors"))) == 1
+    assert torch.allclose(first, encode_images(vae, prepare_scenes(40, 3)[0]))
+    striped, _ = encode_scenes(vae, 40, 3, tmp_path, style="striped")
+    assert not torch.equal(striped, first)
+    with torch.no_grad():
+        vae.encoder.conv_in.weight.mul_(1.5)
+    retrained, _ = encode_scenes(vae, 40, 3, tmp_path)
+    assert not torch.equal(retrained, first) and len(list(tmp_path.glob("*.safetensors"))) == 3
 
 
 @pytest.mark.parametrize("down_shape, up_shape", [((8, 5), (6, 8)), ((8, 3, 3, 3), (6, 8, 1, 1))])

@@ -95,9 +95,8 @@ def train_unet_lora(args, base, work_dir: Path) -> None:
     """Fit the UNet LoRA (already added to `base.unet`) on styled captions and plain -> styled transfers."""
     vae, text_encoder, unet = base.vae, base.text_encoder, base.unet
     params = [p for p in unet.parameters() if p.requires_grad]
-    styled, captions = encode_scenes(vae, args.scenes, args.seed, work_dir / f"latents-{args.scenes}-{args.seed}.safetensors",
-                                     style=args.style)  # fmt: skip
-    plain, _ = encode_scenes(vae, args.scenes, args.seed, work_dir / f"plain-{args.scenes}-{args.seed}.safetensors", style=PLAIN)
+    styled, captions = encode_scenes(vae, args.scenes, args.seed, work_dir, style=args.style)
+    plain, _ = encode_scenes(vae, args.scenes, args.seed, work_dir, style=PLAIN)
     input_ids = tokenize(base.tokenizer, captions)
     empty_ids = tokenize(base.tokenizer, [""])
     noise_scheduler = DDPMScheduler(**NOISE)

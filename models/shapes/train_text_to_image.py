@@ -8,6 +8,7 @@ Writes a complete `StableDiffusionPipeline` folder (with the autoencoder trained
 from __future__ import annotations
 
 import argparse
+import hashlib
 import shutil
 import time
 from pathlib import Path
@@ -40,6 +41,7 @@ from .training import (
 # learned to read the position from that trace instead of from the text (position judged at chance, 26%).
 NOISE = {"num_train_timesteps": 1000, "beta_schedule": "scaled_linear", "beta_start": 0.00085, "beta_end": 0.012,
          "prediction_type": "v_prediction", "rescale_betas_zero_snr": True, "steps_offset": 1}  # fmt: skip
+FINGERPRINT_SCENES = 32  # scenes whose captions and latents name a latents cache
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -102,11 +104,18 @@ def encode_images(vae: AutoencoderKL, images: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def encode_scenes(vae: AutoencoderKL, count: int, seed: int, cache: Path, style: str = PLAIN) -> tuple[torch.Tensor, list[str]]:
-    """Scaled mean latents (count, 4, 16, 16) and captions of `count` scenes in `style`, cached in `cache`."""
+def encode_scenes(vae: AutoencoderKL, count: int, seed: int, cache_dir: Path, style: str = PLAIN) -> tuple[torch.Tensor, list[str]]:
+    """Scaled mean latents (count, 4, 16, 16) and captions of `count` scenes in `style`, cached in `cache_dir`.
+
+    The cache's name carries a fingerprint of the first scenes' captions and latents, so a change to the
+    renderer, the grammar or the autoencoder starts a fresh cache instead of reusing stale latents.
+    """
+    sample_images, sample_scenes = prepare_scenes(FINGERPRINT_SCENES, seed, style)  # the first scenes of any count
+    digest = hashlib.sha256(encode_images(vae, sample_images).numpy().round(3).tobytes())
+    digest.update("\n".join(scene.caption for scene in sample_scenes).encode())
+    cache = Path(cache_dir, f"{style}-{count}-{seed}-{digest.hexdigest()[:12]}.safetensors")
     if cache.exists():
-        stored = load_file(cache)
-        return stored["latents"], cache.with_suffix(".txt").read_text().splitlines()
+        return load_file(cache)["latents"], cache.with_suffix(".txt").read_text().splitlines()
     images, scenes = prepare_scenes(count, seed, style)
     latents = encode_images(vae, images)
     cache.parent.mkdir(parents=True, exist_ok=True)
@@ -165,7 +174,7 @@ def main(argv=None) -> None:
     text_encoder = build_text_encoder(len(tokenizer), args.text_width, tokenizer)
     unet = build_unet(tuple(int(c) for c in args.channels.split(",")), args.text_width)
     noise_scheduler = DDPMScheduler(**NOISE)
-    latents, captions = encode_scenes(vae, args.scenes, args.seed, Path(args.work_dir) / f"latents-{args.scenes}-{args.seed}.safetensors")
+    latents, captions = encode_scenes(vae, args.scenes, args.seed, args.work_dir)
     input_ids = tokenize(tokenizer, captions)
     empty_ids = tokenize(tokenizer, [""])
     optimizer = torch.optim.AdamW([*unet.parameters(), *text_encoder.parameters()], lr=args.lr, weight_decay=0.01)
