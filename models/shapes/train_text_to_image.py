@@ -107,10 +107,10 @@ def encode_images(vae: AutoencoderKL, images: torch.Tensor) -> torch.Tensor:
 def encode_scenes(vae: AutoencoderKL, count: int, seed: int, cache_dir: Path, style: str = PLAIN) -> tuple[torch.Tensor, list[str]]:
     """Scaled mean latents (count, 4, 16, 16) and captions of `count` scenes in `style`, cached in `cache_dir`.
 
-    The cache's name carries a fingerprint of the first scenes' captions and latents, so a change to the
+    The cache's name carries a fingerprint of a few scenes' captions and latents, so a change to the
     renderer, the grammar or the autoencoder starts a fresh cache instead of reusing stale latents.
     """
-    sample_images, sample_scenes = prepare_scenes(FINGERPRINT_SCENES, seed, style)  # the first scenes of any count
+    sample_images, sample_scenes = prepare_scenes(FINGERPRINT_SCENES, seed, style)
     digest = hashlib.sha256(encode_images(vae, sample_images).numpy().round(3).tobytes())
     digest.update("\n".join(scene.caption for scene in sample_scenes).encode())
     cache = Path(cache_dir, f"{style}-{count}-{seed}-{digest.hexdigest()[:12]}.safetensors")
