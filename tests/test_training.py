@@ -11,9 +11,6 @@ from safetensors.torch import load_file, save_file
 from transformers import BlipForConditionalGeneration
 
 from models.adapters import AdapterCatalog, AdapterState
-from models.shapes.data import prepare_scenes
-from models.shapes.train_autoencoder import build_autoencoder
-from models.shapes.train_text_to_image import encode_images, encode_scenes
 from models.shapes import (
     train_autoencoder,
     train_captioner,
@@ -21,6 +18,9 @@ from models.shapes import (
     train_style_lora,
     train_text_to_image,
 )
+from models.shapes.data import prepare_scenes
+from models.shapes.train_autoencoder import build_autoencoder
+from models.shapes.train_text_to_image import encode_images, encode_scenes
 
 
 def test_autoencoder_script(tmp_path):
