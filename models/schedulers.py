@@ -14,10 +14,12 @@ from diffusers import (
 
 SCHEDULERS = {
     "dpm++": (DPMSolverMultistepScheduler, {}),
-    "dpm++ karras": (DPMSolverMultistepScheduler, {"use_karras_sigmas": True}),
+    # Karras spacing starts from the largest sigma, infinite on a zero-terminal-SNR schedule (the bundled models'):
+    # there it spends nearly every step on pure noise, so it runs on the schedule as it was before the rescale
+    "dpm++ karras": (DPMSolverMultistepScheduler, {"use_karras_sigmas": True, "rescale_betas_zero_snr": False}),
     "euler": (EulerDiscreteScheduler, {}),
     "euler a": (EulerAncestralDiscreteScheduler, {}),
-    "ddim": (DDIMScheduler, {}),
+    "ddim": (DDIMScheduler, {"clip_sample": False}),  # its default clips predictions to [-1, 1]: ruinous for latents
     "unipc": (UniPCMultistepScheduler, {}),
     "lcm": (LCMScheduler, {}),
 }

@@ -48,6 +48,12 @@ def test_guidance_and_negative_prompt_change_the_image(bundled):
     assert np.abs(base - unguided).mean() > 1 and np.abs(base - negative).mean() > 1
 
 
+@pytest.mark.parametrize("scheduler", ["euler", "euler a", "ddim", "unipc", "dpm++", "dpm++ karras"])
+def test_every_sampler_draws_the_caption(bundled, scheduler):
+    scores = score_text_to_image(bundled, count=6, seed=700, scheduler=scheduler)
+    assert scores["all"] >= 0.5, scores
+
+
 def test_regenerate_keeping_layout_stays_closer_to_the_original(bundled):
     original = render(PROMPT, seed=2)
     kept = bundled.regenerate(original, PROMPT, keep_layout=0.8, seed=3).metadata["fidelity"]
