@@ -73,6 +73,11 @@ def test_text_to_image_captioner_style_and_instruct_scripts(tmp_path):
     record = json.loads((cut / "striped.json").read_text())
     assert "redraws" in record["decoder loss"] and record["rank"]["unet"] == 4
     assert record["started from"]["its record"]["rank"]["unet"] == 8  # the run it continued, kept with it
+    hard = tmp_path / "hard"  # an outline run that sees its hard scenes more often and judges nothing at the end
+    train_style_lora.main(["--tiny", "--style", "outline", "--base", str(t2i), "--out", str(hard), "--work-dir", str(tmp_path / "w7"),
+                           "--hard-weight", "3", "--decoder-steps", "0", "--eval-count", "0"])  # fmt: skip
+    record = json.loads((hard / "outline.json").read_text())
+    assert "3x as often" in record["UNet sampling"] and not any(key.startswith("style transfer judged") for key in record)
 
     instruct = tmp_path / "instruct"
     train_instruct_edit.main(["--tiny", "--base", str(t2i), "--out", str(instruct), "--work-dir", str(tmp_path / "w4")])
@@ -98,6 +103,15 @@ def test_the_latents_cache_is_named_by_what_it_holds(tmp_path):
         vae.encoder.conv_in.weight.mul_(1.5)
     retrained, _ = encode_scenes(vae, 40, 3, tmp_path)
     assert not torch.equal(retrained, first) and len(list(tmp_path.glob("*.safetensors"))) == 3
+
+
+def test_hard_outlines_are_small_stars_and_crosses_and_faint_strokes():
+    captions = ["a small red star at the top on a blue background", "a small green cross in the center on a white background",
+                "a large red star at the top on a blue background", "a small red circle at the top on a blue background",
+                "a large yellow circle in the center on a orange background"]  # fmt: skip
+    assert train_style_lora.hard_outlines(captions).tolist() == [True, True, False, False, True]
+    with pytest.raises(SystemExit):
+        train_style_lora.parse_args(["--style", "striped", "--hard-weight", "2"])
 
 
 @pytest.mark.parametrize("down_shape, up_shape", [((8, 5), (6, 8)), ((8, 3, 3, 3), (6, 8, 1, 1))])
