@@ -6,7 +6,7 @@ import json
 
 import pytest
 import torch
-from diffusers import AutoencoderKL, StableDiffusionInstructPix2PixPipeline, StableDiffusionPipeline
+from diffusers import AutoencoderKL, DDPMScheduler, StableDiffusionInstructPix2PixPipeline, StableDiffusionPipeline
 from safetensors.torch import load_file, save_file
 from transformers import BlipForConditionalGeneration
 
@@ -18,9 +18,19 @@ from models.shapes import (
     train_style_lora,
     train_text_to_image,
 )
+from models.shapes import vocabulary
 from models.shapes.data import prepare_scenes
 from models.shapes.train_autoencoder import build_autoencoder
-from models.shapes.train_text_to_image import encode_images, encode_scenes
+from models.shapes.tokenizer import build_tokenizer
+from models.shapes.train_text_to_image import (
+    NOISE,
+    build_text_encoder,
+    build_unet,
+    diffusion_loss,
+    encode_images,
+    encode_scenes,
+    tokenize,
+)
 
 
 def test_autoencoder_script(tmp_path):
@@ -73,11 +83,12 @@ def test_text_to_image_captioner_style_and_instruct_scripts(tmp_path):
     record = json.loads((cut / "striped.json").read_text())
     assert "redraws" in record["decoder loss"] and record["rank"]["unet"] == 4
     assert record["started from"]["its record"]["rank"]["unet"] == 8  # the run it continued, kept with it
-    hard = tmp_path / "hard"  # an outline run that sees its hard scenes more often and judges nothing at the end
+    hard = tmp_path / "hard"  # an outline run that sees its hard scenes more often, denoises only below timestep 600
     train_style_lora.main(["--tiny", "--style", "outline", "--base", str(t2i), "--out", str(hard), "--work-dir", str(tmp_path / "w7"),
-                           "--hard-weight", "3", "--decoder-steps", "0", "--eval-count", "0"])  # fmt: skip
-    record = json.loads((hard / "outline.json").read_text())
-    assert "3x as often" in record["UNet sampling"] and not any(key.startswith("style transfer judged") for key in record)
+                           "--hard-weight", "3", "--max-timestep", "600", "--decoder-steps", "0", "--eval-count", "0"])  # fmt: skip
+    record = json.loads((hard / "outline.json").read_text())  # ... and judges nothing at the end
+    assert "3x as often" in record["UNet sampling"] and record["denoising loss"] == "timesteps below 600"
+    assert not any(key.startswith("style transfer judged") for key in record)
 
     instruct = tmp_path / "instruct"
     train_instruct_edit.main(["--tiny", "--base", str(t2i), "--out", str(instruct), "--work-dir", str(tmp_path / "w4")])
@@ -103,6 +114,18 @@ def test_the_latents_cache_is_named_by_what_it_holds(tmp_path):
         vae.encoder.conv_in.weight.mul_(1.5)
     retrained, _ = encode_scenes(vae, 40, 3, tmp_path)
     assert not torch.equal(retrained, first) and len(list(tmp_path.glob("*.safetensors"))) == 3
+
+
+def test_the_denoising_loss_stays_below_its_highest_timestep():
+    torch.manual_seed(0)
+    tokenizer = build_tokenizer(vocabulary())
+    text_encoder, unet = build_text_encoder(len(tokenizer), 32, tokenizer), build_unet((32, 64), 32)
+    seen = []
+    unet.register_forward_pre_hook(lambda module, args: seen.append(args[1]))  # (latents, timesteps, text)
+    latents, ids = torch.randn(64, 4, 8, 8), tokenize(tokenizer, ["a small red star at the top on a blue background"] * 64)
+    for highest in (600, None):
+        diffusion_loss(unet, text_encoder, DDPMScheduler(**NOISE), latents, ids, 0.0, torch.Generator().manual_seed(0), highest)
+    assert seen[0].max() < 600 <= seen[1].max()
 
 
 def test_hard_outlines_are_small_stars_and_crosses_and_faint_strokes():

@@ -57,6 +57,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="share of each batch noised from the plain picture and denoised to the styled one")
     parser.add_argument("--hard-weight", type=float, default=1.0,
                         help="outline only: how much more often the UNet sees the outlines it holds worst (see hard_outlines)")
+    parser.add_argument("--max-timestep", type=int,
+                        help="the styled pictures' denoising loss only below this timestep (default: all 1000), where "
+                             "img2img at the strengths people use runs and fine strokes settle")
     parser.add_argument("--decoder-steps", type=int, default=400)
     parser.add_argument("--decoder-rank", type=int, default=8)
     parser.add_argument("--decoder-scenes", type=int, default=3000)
@@ -132,7 +135,8 @@ def train_unet_lora(args, base, work_dir: Path) -> None:
         ids = input_ids[index].clone()
         ids[torch.rand(args.batch_size, generator=generator) < 0.1] = empty_ids
         set_warmup_cosine_lr(optimizer, args.lr, step, warmup=50, total=args.steps)
-        loss = diffusion_loss(unet, text_encoder, noise_scheduler, styled[index[paired:]], ids[paired:], 0.0, generator)
+        loss = diffusion_loss(unet, text_encoder, noise_scheduler, styled[index[paired:]], ids[paired:], 0.0, generator,
+                              args.max_timestep)  # fmt: skip
         if paired:
             transfer = transfer_loss(unet, text_encoder, noise_scheduler, plain[index[:paired]], styled[index[:paired]],
                                      ids[:paired], generator)  # fmt: skip
@@ -302,6 +306,7 @@ def main(argv=None) -> None:
         "rank": {"unet": args.rank, "decoder": args.decoder_rank},
         **({"UNet sampling": f"hard outlines (small stars and crosses, strokes within 150 RGB units of the background) "
                              f"{args.hard_weight:g}x as often"} if args.hard_weight != 1 else {}),
+        **({"denoising loss": f"timesteps below {args.max_timestep}"} if args.max_timestep else {}),
         "decoder targets": len(decoder_config.target_modules),
         "decoder loss": f"L1 + L2 + {args.edge_weight:g} x edge (L1 of pixel differences)"
                         + (f"; {args.decoder_redrawn:g} of each batch from the style UNet's redraws (img2img at strength "

@@ -129,10 +129,13 @@ def tokenize(tokenizer, captions: list[str]) -> torch.Tensor:
     return tokenizer(captions, padding="max_length", max_length=MAX_LENGTH, truncation=True, return_tensors="pt").input_ids
 
 
-def diffusion_loss(unet, text_encoder, noise_scheduler, latents, input_ids, snr_gamma, generator) -> torch.Tensor:
-    """v-prediction MSE, min-SNR weighted when `snr_gamma` > 0 (that weighting zeroes the pure-noise timestep)."""
+def diffusion_loss(unet, text_encoder, noise_scheduler, latents, input_ids, snr_gamma, generator,
+                   max_timestep: int | None = None) -> torch.Tensor:  # fmt: skip
+    """v-prediction MSE on timesteps below `max_timestep` (default: all), min-SNR weighted when `snr_gamma` > 0
+    (that weighting zeroes the pure-noise timestep)."""
     noise = torch.randn(latents.shape, generator=generator)
-    timesteps = torch.randint(0, noise_scheduler.config.num_train_timesteps, (len(latents),), generator=generator)
+    highest = max_timestep or noise_scheduler.config.num_train_timesteps
+    timesteps = torch.randint(0, highest, (len(latents),), generator=generator)
     noisy = noise_scheduler.add_noise(latents, noise, timesteps)
     target = noise_scheduler.get_velocity(latents, noise, timesteps)
     prediction = unet(noisy, timesteps, text_encoder(input_ids)[0]).sample
