@@ -17,8 +17,8 @@ from models.shapes import (
     train_instruct_edit,
     train_style_lora,
     train_text_to_image,
+    vocabulary,
 )
-from models.shapes import vocabulary
 from models.shapes.data import prepare_scenes
 from models.shapes.train_autoencoder import build_autoencoder
 from models.shapes.tokenizer import build_tokenizer
