@@ -24,7 +24,7 @@ from peft.utils import get_peft_model_state_dict
 from transformers import CLIPTextConfig, CLIPTextModel
 
 from models.shapes.grammar import vocabulary
-from models.shapes.tokenizer import build_tokenizer
+from training.tokenizer import build_tokenizer
 
 # stabilityai/sd-turbo and runwayml/stable-diffusion-v1-5 unet/config.json (the fields that differ from defaults)
 _UNET = {"block_out_channels": (320, 640, 1280, 1280), "layers_per_block": 2, "sample_size": 64,

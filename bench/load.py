@@ -28,8 +28,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from models.shapes import render  # noqa: E402
-from models.shapes.evaluate import region_mask  # noqa: E402
 from models.shapes.grammar import parse  # noqa: E402
+from training.evaluate import region_mask  # noqa: E402
 
 CONTENT = "a large green circle in the center on a white background"
 PROMPT = "a small red star at the top on a blue background"

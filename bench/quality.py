@@ -14,7 +14,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from models import Engine  # noqa: E402
-from models.shapes.evaluate import engine_scores  # noqa: E402
+from training.evaluate import engine_scores  # noqa: E402
 
 # share of cases (issue bars): `all` is every attribute right; style jobs: the style judged right, and shape,
 # colour and background each kept (`all`, reported beside them, asks for all four in the same image)

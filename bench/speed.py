@@ -35,9 +35,9 @@ from transformers import AutoProcessor, BlipForConditionalGeneration  # noqa: E4
 from models import Engine  # noqa: E402
 from models.metrics import psnr  # noqa: E402
 from models.shapes import render  # noqa: E402
-from models.shapes.evaluate import random_scenes, region_mask  # noqa: E402
 from models.shapes.grammar import parse  # noqa: E402
 from models.shapes.instructions import edited_caption  # noqa: E402
+from training.evaluate import random_scenes, region_mask  # noqa: E402
 
 PROMPT = "a small red star at the top on a blue background"
 CONTENT = "a large green circle in the center on a white background"

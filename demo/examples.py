@@ -1,28 +1,12 @@
-"""Example inputs for the image tabs: scenes drawn by the shapes world's renderer."""
+"""Example inputs for the image tabs: shipped PNG scenes of the bundled shapes world (`example_images/`)."""
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
-from models.shapes import render
-
-EXAMPLE_CAPTIONS = [
-    "a large green circle in the center on a white background",
-    "a small red star at the top on a blue background",
-    "a large purple square on the left on a yellow background",
-    "a small orange triangle at the bottom on a gray background",
-]
+EXAMPLES_DIR = Path(__file__).parent / "example_images"
 
 
 def example_images() -> list[str]:
-    """PNG paths of rendered example scenes (written once to the temp folder)."""
-    folder = Path(tempfile.gettempdir()) / "depict-examples"
-    folder.mkdir(exist_ok=True)
-    paths = []
-    for index, caption in enumerate(EXAMPLE_CAPTIONS):
-        path = folder / f"example-{index}.png"
-        if not path.exists():
-            render(caption, seed=index).save(path)
-        paths.append(str(path))
-    return paths
+    """Paths of the shipped example pictures, in their numbered order."""
+    return [str(path) for path in sorted(EXAMPLES_DIR.glob("*.png"))]

@@ -9,9 +9,9 @@ import pytest
 
 from models import Engine
 from models.presets import BUNDLED_DIR, DEFAULT_PRESET
-from models.shapes import render
-from models.shapes import parse
-from models.shapes.evaluate import (
+from models.shapes import parse, render
+from models.shapes.styles import STYLES
+from training.evaluate import (
     score_describe,
     score_inpaint,
     score_instruct_edit,
@@ -19,7 +19,6 @@ from models.shapes.evaluate import (
     score_style_transfer,
     score_text_to_image,
 )
-from models.shapes.styles import STYLES
 
 PROMPT = "a large yellow circle in the center on a purple background"
 

@@ -104,7 +104,7 @@ def test_judge_reads_back_99_percent_of_renders():
 
 def test_every_caption_fits_the_text_encoder_one_token_per_word():
     from models.shapes import vocabulary
-    from models.shapes.tokenizer import MAX_LENGTH, build_tokenizer
+    from training.tokenizer import MAX_LENGTH, build_tokenizer
 
     tokenizer = build_tokenizer(vocabulary())
     assert all(len(tokenizer.tokenize(word)) == 1 for word in vocabulary())

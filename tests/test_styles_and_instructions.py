@@ -9,9 +9,9 @@ import pytest
 from scipy import ndimage
 
 from models.shapes import PALETTE, judge, random_attributes, render_attributes
-from models.shapes.evaluate import tally
 from models.shapes.instructions import Edit, parse_instruction, random_edit
 from models.shapes.styles import PLAIN, STYLES, judge_style, render_styled
+from training.evaluate import tally
 
 
 def _scenes(count, seed=0):

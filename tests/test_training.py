@@ -6,23 +6,22 @@ import json
 
 import pytest
 import torch
-from diffusers import AutoencoderKL, DDPMScheduler, StableDiffusionInstructPix2PixPipeline, StableDiffusionPipeline
+from diffusers import (
+    AutoencoderKL,
+    DDPMScheduler,
+    StableDiffusionInstructPix2PixPipeline,
+    StableDiffusionPipeline,
+)
 from safetensors.torch import load_file, save_file
 from transformers import BlipForConditionalGeneration
 
 from models.adapters import AdapterCatalog, AdapterState
-from models.shapes import (
-    train_autoencoder,
-    train_captioner,
-    train_instruct_edit,
-    train_style_lora,
-    train_text_to_image,
-    vocabulary,
-)
-from models.shapes.data import prepare_scenes
-from models.shapes.train_autoencoder import build_autoencoder
-from models.shapes.tokenizer import build_tokenizer
-from models.shapes.train_text_to_image import (
+from models.shapes import vocabulary
+from training import train_autoencoder, train_captioner, train_instruct_edit, train_style_lora, train_text_to_image
+from training.data import prepare_scenes
+from training.tokenizer import build_tokenizer
+from training.train_autoencoder import build_autoencoder
+from training.train_text_to_image import (
     NOISE,
     build_text_encoder,
     build_unet,

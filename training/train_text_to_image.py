@@ -2,7 +2,7 @@
 
 Writes a complete `StableDiffusionPipeline` folder (with the autoencoder trained before):
 
-    python -m models.shapes.train_text_to_image --vae runs/autoencoder --out models/bundled/text_to_image
+    python -m training.train_text_to_image --vae runs/autoencoder --out models/bundled/text_to_image
 """
 
 from __future__ import annotations
@@ -15,26 +15,33 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from diffusers import AutoencoderKL, DDPMScheduler, DPMSolverMultistepScheduler, StableDiffusionPipeline, UNet2DConditionModel
+from diffusers import (
+    AutoencoderKL,
+    DDPMScheduler,
+    DPMSolverMultistepScheduler,
+    StableDiffusionPipeline,
+    UNet2DConditionModel,
+)
 from safetensors.torch import load_file, save_file
 from transformers import CLIPTextConfig, CLIPTextModel
 
-from .data import prepare_scenes, to_model_range
-from .evaluate import score_generator
-from .grammar import vocabulary
-from .model_card import hardware, write_model_card
-from .styles import PLAIN
-from .tokenizer import MAX_LENGTH, build_tokenizer
-from .training import (
+from models.shapes.grammar import vocabulary
+from models.shapes.styles import PLAIN
+
+from .common import (
     EMA,
     command_line,
     optimizer_step,
-    save_unet_fp16,
     resume_run,
+    save_unet_fp16,
     set_seed,
     set_warmup_cosine_lr,
     training_parser,
 )
+from .data import prepare_scenes, to_model_range
+from .evaluate import score_generator
+from .model_card import hardware, write_model_card
+from .tokenizer import MAX_LENGTH, build_tokenizer
 
 # Zero terminal SNR (with v-prediction): at the last timestep the model sees pure noise, so it must take the
 # layout from the caption. With SD's default schedule a 64px scene survives faintly at t=999, and a first run
@@ -214,7 +221,7 @@ def main(argv=None) -> None:
         "A `StableDiffusionPipeline` (small CLIP text encoder, UNet on 16x16x4 latents, v-prediction, "
         "DPM-Solver++ with trailing timesteps) trained with classifier-free-guidance dropout on the shapes world.",
         {
-            "command": command_line("models.shapes.train_text_to_image", argv),
+            "command": command_line("training.train_text_to_image", argv),
             "seed": args.seed,
             "steps": args.steps,
             "batch size": args.batch_size,

@@ -1,6 +1,6 @@
 """Train the bundled `AutoencoderKL`: 64x64 RGB <-> 16x16x4 latents of the shapes world.
 
-    python -m models.shapes.train_autoencoder --out runs/autoencoder
+    python -m training.train_autoencoder --out runs/autoencoder
 
 The text-to-image script then ships it (with this card) as the `vae` of its pipeline folder.
 """
@@ -13,9 +13,17 @@ import time
 import torch
 from diffusers import AutoencoderKL
 
+from .common import (
+    EMA,
+    command_line,
+    optimizer_step,
+    resume_run,
+    set_seed,
+    set_warmup_cosine_lr,
+    training_parser,
+)
 from .data import prepare_scenes, psnr, to_model_range
 from .model_card import hardware, write_model_card
-from .training import EMA, command_line, optimizer_step, resume_run, set_seed, set_warmup_cosine_lr, training_parser
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -98,7 +106,7 @@ def main(argv=None) -> None:
         "Depict bundled autoencoder (shapes world)",
         "An `AutoencoderKL` mapping 64x64 RGB images of the shapes world to 16x16x4 latents.",
         {
-            "command": command_line("models.shapes.train_autoencoder", argv),
+            "command": command_line("training.train_autoencoder", argv),
             "seed": args.seed,
             "steps": args.steps,
             "batch size": args.batch_size,

@@ -7,8 +7,8 @@ from collections.abc import Callable, Iterable
 
 from PIL import Image
 
-from .grammar import ATTRIBUTE_NAMES, Attributes, random_attributes
-from .judge import agreement, judge
+from models.shapes.grammar import ATTRIBUTE_NAMES, Attributes, random_attributes
+from models.shapes.judge import agreement, judge
 
 
 def tally(pairs: Iterable[tuple[Attributes, Attributes | None]]) -> dict[str, float]:
@@ -52,8 +52,8 @@ def score_text_to_image(engine, count: int, seed: int = 0, **options) -> dict[st
 
 def score_describe(engine, count: int, seed: int = 0) -> dict[str, float]:
     """Describe on fresh renders: exact caption match, and per attribute (captions parsed by the grammar)."""
-    from .grammar import parse
-    from .render import render_attributes
+    from models.shapes.grammar import parse
+    from models.shapes.render import render_attributes
 
     pairs, exact = [], 0
     for index, scene in enumerate(random_scenes(count, seed)):
@@ -68,7 +68,7 @@ def score_describe(engine, count: int, seed: int = 0) -> dict[str, float]:
 
 def score_regenerate(engine, count: int, seed: int = 0, keep_layout: float = 0.0) -> dict[str, float]:
     """Describe -> regenerate on fresh renders: attributes of the original that the regenerated image keeps."""
-    from .render import render_attributes
+    from models.shapes.render import render_attributes
 
     pairs = []
     for index, scene in enumerate(random_scenes(count, seed)):
@@ -85,8 +85,8 @@ def score_style_transfer(transfer: Callable[[Image.Image, str, int], Image.Image
     Returns the share with the style right, each content attribute kept (shape, colour, background; size and
     position too), and `all`: style right with shape, colour and background kept.
     """
-    from .render import render_attributes
-    from .styles import judge_style
+    from models.shapes.render import render_attributes
+    from models.shapes.styles import judge_style
 
     pairs, styled, both = [], 0, 0
     for index, scene in enumerate(random_scenes(count, seed)):
@@ -108,8 +108,8 @@ def score_instruct_edit(edit: Callable[[Image.Image, str, int], Image.Image], co
     Returns, per attribute, the share judged equal to the expected scene, `changed` (the requested attribute
     has its new value) and `all` (the requested change made and every other attribute kept).
     """
-    from .instructions import random_edit
-    from .render import render_attributes
+    from models.shapes.instructions import random_edit
+    from models.shapes.render import render_attributes
 
     rng = random.Random(seed)
     pairs, changed = [], 0
@@ -124,7 +124,7 @@ def score_instruct_edit(edit: Callable[[Image.Image, str, int], Image.Image], co
 
 def region_mask(scene: Attributes, seed: int, margin: float = 4.0) -> Image.Image:
     """A mask (255 = repaint) over the shape's bounding box grown by `margin` pixels."""
-    from .render import IMAGE_SIZE, layout
+    from models.shapes.render import IMAGE_SIZE, layout
 
     cx, cy, side = layout(scene, seed)
     half = side / 2 + margin
@@ -142,9 +142,9 @@ def score_inpaint(inpaint: Callable[[Image.Image, Image.Image, str, int], Image.
     """
     import numpy as np
 
-    from ..metrics import psnr
-    from .grammar import COLORS, SHAPES
-    from .render import render_attributes
+    from models.metrics import psnr
+    from models.shapes.grammar import COLORS, SHAPES
+    from models.shapes.render import render_attributes
 
     rng = random.Random(seed)
     pairs, outside = [], []
@@ -162,7 +162,7 @@ def score_inpaint(inpaint: Callable[[Image.Image, Image.Image, str, int], Image.
 
 def engine_scores(engine, count: int, seed: int = 0) -> dict[str, Callable[[], dict[str, float]]]:
     """Every job of the bundled preset scored through `engine`, by name (each called when wanted)."""
-    from .styles import STYLES
+    from models.shapes.styles import STYLES
 
     def style(name):
         transfer = lambda content, caption, s: engine.style_transfer(content, style=name, seed=s).images[0]  # noqa: E731

@@ -8,7 +8,7 @@ style's hard edges where pixel losses alone would blur them). Saved as
 `<out>/<style>.safetensors`: `unet.*` keys in diffusers' format (`load_lora_weights` reads them and ignores the
 rest) and `vae.*` keys that `AdapterState` loads into a decoder used only while the adapter is active:
 
-    python -m models.shapes.train_style_lora --style striped --out models/bundled/styles
+    python -m training.train_style_lora --style striped --out models/bundled/styles
 
 `--init-from <file>` continues an adapter (a lower `--rank` cuts its UNet LoRA by SVD first; 0 steps keep a part).
 """
@@ -23,21 +23,33 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from diffusers import DDPMScheduler, StableDiffusionImg2ImgPipeline, StableDiffusionPipeline
+from diffusers import (
+    DDPMScheduler,
+    StableDiffusionImg2ImgPipeline,
+    StableDiffusionPipeline,
+)
 from peft import LoraConfig
 from peft.utils import get_peft_model_state_dict, set_peft_model_state_dict
 from PIL import Image
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
-from ..presets import preset_from_folder
+from models.presets import preset_from_folder
+from models.shapes.grammar import PALETTE, parse
+from models.shapes.styles import PLAIN, STYLES
+
+from .common import (
+    command_line,
+    optimizer_step,
+    resume_run,
+    set_seed,
+    set_warmup_cosine_lr,
+    training_parser,
+)
 from .data import prepare_scenes, to_model_range
 from .evaluate import score_style_transfer
-from .grammar import PALETTE, parse
 from .model_card import hardware
-from .styles import PLAIN, STYLES
 from .train_text_to_image import NOISE, diffusion_loss, encode_scenes, tokenize
-from .training import command_line, optimizer_step, resume_run, set_seed, set_warmup_cosine_lr, training_parser
 
 LORA_TARGETS = ["to_q", "to_k", "to_v", "to_out.0", "proj_in", "proj_out", "conv1", "conv2", "ff.net.0.proj", "ff.net.2"]
 DECODER_PREFIX = "vae"  # the file's decoder LoRA keys start with `vae.`
@@ -299,7 +311,7 @@ def main(argv=None) -> None:
 
     scores = score_style_transfer(transfer, args.style, args.eval_count, seed=20_000) if args.eval_count else None
     record = {
-        "command": command_line("models.shapes.train_style_lora", argv),
+        "command": command_line("training.train_style_lora", argv),
         "seed": args.seed,
         "steps": {"unet": args.steps, "decoder": args.decoder_steps},
         "batch size": args.batch_size,

@@ -1,6 +1,6 @@
 """Train the bundled captioner: a small `BlipForConditionalGeneration` that describes shapes-world images.
 
-    python -m models.shapes.train_captioner --out models/bundled/captioner
+    python -m training.train_captioner --out models/bundled/captioner
 """
 
 from __future__ import annotations
@@ -19,10 +19,19 @@ from transformers import (
     BlipVisionConfig,
 )
 
+from models.shapes.grammar import vocabulary
+
+from .common import (
+    EMA,
+    command_line,
+    optimizer_step,
+    resume_run,
+    set_seed,
+    set_warmup_cosine_lr,
+    training_parser,
+)
 from .data import prepare_scenes
-from .grammar import vocabulary
 from .model_card import hardware, write_model_card
-from .training import EMA, command_line, optimizer_step, resume_run, set_seed, set_warmup_cosine_lr, training_parser
 
 MAX_TOKENS = 16
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
@@ -134,7 +143,7 @@ def main(argv=None) -> None:
         "A small `BlipForConditionalGeneration` (ViT on 8x8 patches of a 64x64 image, 2-layer text decoder) "
         "that writes the shapes world's caption for an image.",
         {
-            "command": command_line("models.shapes.train_captioner", argv),
+            "command": command_line("training.train_captioner", argv),
             "seed": args.seed,
             "steps": args.steps,
             "batch size": args.batch_size,

@@ -3,7 +3,7 @@
 It starts from the bundled text-to-image UNet (the extra input channels start at zero) and shares that
 model's VAE and text encoder, so the folder holds only `unet/`, `scheduler/` and `model_index.json`:
 
-    python -m models.shapes.train_instruct_edit --base models/bundled/text_to_image --out models/bundled/instruct_edit
+    python -m training.train_instruct_edit --base models/bundled/text_to_image --out models/bundled/instruct_edit
 """
 
 from __future__ import annotations
@@ -17,27 +17,32 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from diffusers import DDPMScheduler, StableDiffusionInstructPix2PixPipeline, StableDiffusionPipeline
+from diffusers import (
+    DDPMScheduler,
+    StableDiffusionInstructPix2PixPipeline,
+    StableDiffusionPipeline,
+)
 from safetensors.torch import load_file, save_file
 from transformers import BlipForConditionalGeneration, BlipProcessor
 
-from .evaluate import score_instruct_edit
-from .grammar import random_attributes
-from .instructions import edited_caption, random_edit
-from .model_card import hardware, write_model_card
-from .render import render_attributes
-from .train_captioner import caption_batch
-from .train_text_to_image import NOISE, build_unet, encode_images, tokenize
-from .training import (
+from models.shapes.grammar import random_attributes
+from models.shapes.instructions import edited_caption, random_edit
+from models.shapes.render import render_attributes
+
+from .common import (
     EMA,
     command_line,
     optimizer_step,
-    save_unet_fp16,
     resume_run,
+    save_unet_fp16,
     set_seed,
     set_warmup_cosine_lr,
     training_parser,
 )
+from .evaluate import score_instruct_edit
+from .model_card import hardware, write_model_card
+from .train_captioner import caption_batch
+from .train_text_to_image import NOISE, build_unet, encode_images, tokenize
 
 SHARED = ("vae", "text_encoder", "tokenizer")
 
@@ -162,7 +167,7 @@ def main(argv=None) -> None:
         "caption: the engine describes the picture with the bundled captioner and applies the instruction "
         "(`make the star green`) to that description (`models/shapes/instructions.py`).",
         {
-            "command": command_line("models.shapes.train_instruct_edit", argv),
+            "command": command_line("training.train_instruct_edit", argv),
             "seed": args.seed,
             "steps": args.steps,
             "batch size": args.batch_size,

@@ -7,8 +7,8 @@ import random
 import numpy as np
 import torch
 
-from .grammar import Attributes, random_attributes
-from .styles import PLAIN, render_styled
+from models.shapes.grammar import Attributes, random_attributes
+from models.shapes.styles import PLAIN, render_styled
 
 
 def prepare_scenes(count: int, seed: int, style: str = PLAIN) -> tuple[torch.Tensor, list[Attributes]]:
