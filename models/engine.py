@@ -26,7 +26,7 @@ from .jobs import (
     TextToImageParams,
 )
 from .pipelines import LoadedPreset, PipelineCache
-from .presets import DEFAULT_PRESET, Preset, preset_from_folder, presets
+from .presets import DEFAULT_PRESET, Preset, preset_from_folder, presets, sharing
 from .result import Result
 from .settings import adapters_dir
 
@@ -46,16 +46,20 @@ class Engine:
         if preset not in self.registry:
             if not Path(preset).is_dir():
                 raise ValueError(f"`preset` must be one of {', '.join(self.registry)} or a model folder; got {preset!r}.")
-            local = preset_from_folder(preset)
-            self.registry[local.name] = local
-            preset = local.name
+            preset = self.register_folder(preset)
         self.default_preset = preset
         diffusers.utils.logging.disable_progress_bar()  # the engine logs each load with its time instead
         transformers.utils.logging.disable_progress_bar()
         self.policy = choose_policy(device, dtype)
-        self.cache = PipelineCache(self.policy)
+        self.cache = PipelineCache(self.policy, self.registry)
         jobs = (TextToImage, Describe, Regenerate, StyleTransfer, Inpaint, InstructEdit)
         self._jobs = {job.name: job(self.cache, self.preset) for job in jobs}
+
+    def register_folder(self, folder: str | Path, name: str | None = None) -> str:
+        """Add a local model folder (with a `preset.json`, or a diffusers text-to-image folder) to the allow-list."""
+        local = sharing(preset_from_folder(folder, name), self.registry)
+        self.registry[local.name] = local
+        return local.name
 
     def preset(self, name: str | None = None) -> Preset:
         """The allow-listed preset of that name (the default for None); `ValueError` for any other name."""
@@ -79,6 +83,8 @@ class Engine:
     def adapters(self, preset: str | None = None) -> list[str]:
         """Names of the LoRA adapters a request may use with this preset."""
         chosen = self.preset(preset)
+        if not chosen.offers_adapters():
+            return []
         folders = [Path(chosen.adapters_dir)] if chosen.adapters_dir else []
         return AdapterCatalog([*folders, adapters_dir()]).names()
 

@@ -20,7 +20,9 @@ from diffusers import (
     AutoPipelineForImage2Image,
     AutoPipelineForInpainting,
     AutoPipelineForText2Image,
+    DDPMScheduler,
     StableDiffusionInstructPix2PixPipeline,
+    UNet2DConditionModel,
 )
 
 from .adapters import AdapterCatalog, AdapterState
@@ -29,6 +31,7 @@ from .devices import DevicePolicy, configure_pipeline, memory_format
 from .errors import PresetUnavailable
 from .presets import Preset, hub_reachable, is_available
 from .prompt_cache import PromptCache
+from .schedulers import make_scheduler
 from .settings import adapters_dir, max_loaded_presets
 
 log = logging.getLogger(__name__)
@@ -59,9 +62,9 @@ class LoadedPreset:
     the instruct-edit pipeline has its own UNet and its own lock.
     """
 
-    def __init__(self, preset: Preset, policy: DevicePolicy):
-        self.preset, self.policy = preset, policy
-        self.lock = threading.RLock()
+    def __init__(self, preset: Preset, policy: DevicePolicy, shared: LoadedPreset | None = None):
+        self.preset, self.policy, self.shared = preset, policy, shared
+        self.lock = shared.lock if shared else threading.RLock()  # shared modules: one lock for both presets
         self.instruct_lock = threading.RLock()
         self._load_lock = threading.Lock()
         self._pipelines: dict[tuple, object] = {}
@@ -69,14 +72,14 @@ class LoadedPreset:
         self.load_seconds: dict[str, float] = {}
         self.prompts = PromptCache()
         started = time.perf_counter()
-        self.base = load_pretrained(
+        self.base = self._load_student(shared) if shared else load_pretrained(
             AutoPipelineForText2Image.from_pretrained, preset.text_to_image, preset, "text_to_image",
             dtype=policy.dtype, **_PIPELINE_LOAD_OPTIONS,
         )  # fmt: skip
         self.attention = configure_pipeline(self.base, policy)
         self.scheduler_configs = {"text_to_image": dict(self.base.scheduler.config)}
         folders = [Path(preset.adapters_dir)] if preset.adapters_dir else []
-        self.catalog = AdapterCatalog([*folders, adapters_dir()])
+        self.catalog = AdapterCatalog([*folders, adapters_dir()] if preset.offers_adapters() else [])
         self.adapters = AdapterState(self.catalog)
         if preset.speed_adapter:
             source, _, weight_name = preset.speed_adapter.partition(":")
@@ -84,6 +87,22 @@ class LoadedPreset:
         self._pipelines[self.key("text_to_image")] = self.base
         self.load_seconds["text_to_image"] = time.perf_counter() - started
         log.info("loaded %s text_to_image in %.2fs (%s, %s)", preset.name, self.load_seconds["text_to_image"], *policy.key)
+
+    def _load_student(self, shared: LoadedPreset):
+        """The preset folder's UNet and scheduler in a pipeline sharing every other module of `shared`'s base."""
+        source = self.preset.text_to_image
+        unet = load_pretrained(UNet2DConditionModel.from_pretrained, source, self.preset, "text_to_image",
+                               subfolder="unet", dtype=self.policy.dtype, use_safetensors=True)  # fmt: skip
+        # any scheduler class reads the folder's scheduler_config.json; its `_class_name` picks the class
+        scheduler_config = load_pretrained(DDPMScheduler.load_config, source, self.preset, "text_to_image",
+                                           subfolder="scheduler")  # fmt: skip
+        scheduler = make_scheduler(None, dict(scheduler_config))
+        return AutoPipelineForText2Image.from_pipe(shared.base, unet=unet, scheduler=scheduler)
+
+    def release_shared_adapters(self) -> None:
+        """Deactivate the sharing preset's adapters (call under `lock`): its text-encoder LoRAs act on ours too."""
+        if self.shared:
+            self.shared.adapters.apply(self.shared.base, {})
 
     def key(self, role: str) -> tuple[str, str, str, str]:
         return (self.preset.name, role, *self.policy.key)
@@ -113,6 +132,8 @@ class LoadedPreset:
         if role == "instruct_edit":
             return self._build_instruct()
         if role == "captioner":
+            if self.shared:
+                return self.shared.pipeline("captioner")
             if not self.preset.captioner:
                 raise PresetUnavailable(f"Preset '{self.preset.name}' has no captioning model.")
             return load_pretrained(Captioner, self.preset.captioner, self.preset, "captioner", policy=self.policy)
@@ -152,10 +173,13 @@ class LoadedPreset:
 
 
 class PipelineCache:
-    """Loaded presets, least recently used evicted first once more than `max_loaded_presets()` are held."""
+    """Loaded presets, least recently used evicted first once more than `max_loaded_presets()` are held.
 
-    def __init__(self, policy: DevicePolicy):
+    A preset with a `base` is loaded beside its base (which loads first and is never evicted before it)."""
+
+    def __init__(self, policy: DevicePolicy, registry: dict[str, Preset] | None = None):
         self.policy = policy
+        self.registry = registry or {}
         self._loaded: OrderedDict[str, LoadedPreset] = OrderedDict()
         self._lock = threading.Lock()
         self._loading: dict[str, threading.Lock] = {}
@@ -166,18 +190,28 @@ class PipelineCache:
                 self._loaded.move_to_end(preset.name)
                 return self._loaded[preset.name]
             loading = self._loading.setdefault(preset.name, threading.Lock())
+        shared = self.get(self.registry[preset.base]) if preset.base else None
         with loading:  # one loader per preset; others wait for it
             with self._lock:
                 if preset.name in self._loaded:
                     return self._loaded[preset.name]
-            entry = LoadedPreset(preset, self.policy.for_preset(preset.cpu_bfloat16))
+            policy = shared.policy if shared else self.policy.for_preset(preset.cpu_bfloat16)
+            entry = LoadedPreset(preset, policy, shared)
             with self._lock:
                 self._loaded[preset.name] = entry
-                while len(self._loaded) > max(1, max_loaded_presets()):
-                    evicted, _ = self._loaded.popitem(last=False)
-                    log.info("evicted preset %s", evicted)
-                    self.empty_device_cache()
+                self._evict()
             return entry
+
+    def _evict(self) -> None:
+        """Drop least recently used presets (call under `_lock`), never one that a loaded preset shares."""
+        shared = {entry.preset.base for entry in self._loaded.values()}
+        for name in list(self._loaded)[:-1]:  # never the one just loaded
+            if len(self._loaded) <= max(1, max_loaded_presets()):
+                break
+            if name not in shared:
+                del self._loaded[name]
+                log.info("evicted preset %s", name)
+                self.empty_device_cache()
 
     def loaded(self) -> list[str]:
         with self._lock:

@@ -11,7 +11,7 @@ import json
 import os
 import socket
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -20,7 +20,9 @@ from huggingface_hub import try_to_load_from_cache
 from .errors import PresetUnavailable
 
 BUNDLED_DIR = Path(__file__).parent / "bundled"
+BUNDLED_FAST_DIR = BUNDLED_DIR / "fast"
 DEFAULT_PRESET = "bundled"
+BUNDLED_FAST = "bundled-fast"
 
 
 @dataclass(frozen=True)
@@ -45,7 +47,13 @@ class Preset:
     style_guidance: float | None = None  # style transfer's default guidance; None: `guidance`
     shapes_world: bool = False  # the bundled family: captions follow the shapes grammar
     cpu_bfloat16: bool = False  # models large enough that bf16 pays on CPUs with native bf16 (`DevicePolicy.for_preset`)
+    base: str | None = None  # a preset whose autoencoder, text encoder and captioner this one shares (loaded once)
+    samplers: tuple[str, ...] = ()  # the samplers its model is made for (a distilled student's); empty: any
     local: bool = False
+
+    def offers_adapters(self) -> bool:
+        """Whether requests may use LoRA adapters: not on a preset sharing another's modules (a distilled student)."""
+        return self.base is None
 
     def default_guidance(self, job: str = "") -> float:
         """The guidance a job runs at when the request leaves it unset."""
@@ -134,15 +142,27 @@ def preset_from_folder(folder: str | Path, name: str | None = None) -> Preset:
             return Preset(name=name or folder.name, label=f"Local: {folder.name}", text_to_image=str(folder), local=True)
         raise PresetUnavailable(f"{folder} has neither a preset.json nor a model_index.json: it is not a model folder.")
     spec = json.loads(spec_file.read_text())
+    spec["samplers"] = tuple(spec.get("samplers", ()))
     for role in ("text_to_image", "captioner", "instruct_edit", "adapters_dir", "vae_tiny"):
         if spec.get(role):
             spec[role] = str(folder / spec[role])
     return Preset(name=name or spec.pop("name", folder.name), local=True, **spec)
 
 
+def sharing(preset: Preset, registry: dict[str, Preset]) -> Preset:
+    """A preset with a `base` takes its base's captioner (loaded once, for both)."""
+    if preset.base is None:
+        return preset
+    if preset.base not in registry:
+        raise PresetUnavailable(f"Preset '{preset.name}' shares the modules of '{preset.base}', which is not known.")
+    return replace(preset, captioner=registry[preset.base].captioner)
+
+
 def presets() -> dict[str, Preset]:
-    """Every allow-listed preset, bundled first."""
+    """Every allow-listed preset, the bundled family first."""
     found = {}
     if (BUNDLED_DIR / "preset.json").is_file():
         found[DEFAULT_PRESET] = preset_from_folder(BUNDLED_DIR, name=DEFAULT_PRESET)
+        if (BUNDLED_FAST_DIR / "preset.json").is_file():
+            found[BUNDLED_FAST] = sharing(preset_from_folder(BUNDLED_FAST_DIR, name=BUNDLED_FAST), found)
     return {**found, **HUB_PRESETS}

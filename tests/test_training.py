@@ -11,13 +11,25 @@ from diffusers import (
     DDPMScheduler,
     StableDiffusionInstructPix2PixPipeline,
     StableDiffusionPipeline,
+    UNet2DConditionModel,
 )
 from safetensors.torch import load_file, save_file
 from transformers import BlipForConditionalGeneration
 
+from models import Engine
 from models.adapters import AdapterCatalog, AdapterState
+from models.presets import BUNDLED_DIR
 from models.shapes import vocabulary
-from training import train_autoencoder, train_captioner, train_instruct_edit, train_style_lora, train_text_to_image
+from training import (
+    distill,
+    prune,
+    search,
+    train_autoencoder,
+    train_captioner,
+    train_instruct_edit,
+    train_style_lora,
+    train_text_to_image,
+)
 from training.data import prepare_scenes
 from training.tokenizer import build_tokenizer
 from training.train_autoencoder import build_autoencoder
@@ -151,3 +163,49 @@ def test_a_stored_lora_is_cut_to_its_best_lower_rank(tmp_path, down_shape, up_sh
     assert error == pytest.approx(singular[4:].square().sum().sqrt(), rel=1e-4)  # the best rank-4 approximation
     with pytest.raises(ValueError, match="no LoRA under `text_encoder.`"):
         train_style_lora.stored_lora(path, "text_encoder", 4)
+
+
+def test_distillation_target_is_the_clean_latent_the_output_implies():
+    scheduler = DDPMScheduler(**NOISE)
+    clean, noise = torch.randn(3, 4, 16, 16), torch.randn(3, 4, 16, 16)
+    timesteps = torch.tensor([999, 500, 20])
+    noisy = scheduler.add_noise(clean, noise, timesteps)
+    velocity = scheduler.get_velocity(clean, noise, timesteps)
+    assert torch.allclose(distill.predicted_x0(scheduler, noisy, velocity, timesteps), clean, atol=1e-4)
+
+
+def test_distillation_batch_starts_one_step_rows_from_the_teachers_noise():
+    scheduler = DDPMScheduler(**NOISE)
+    data = {"noise": torch.randn(8, 4, 16, 16), "latents": torch.randn(8, 4, 16, 16)}
+    index = torch.arange(8)
+    noisy, timesteps, _, target = distill.distillation_batch(data, torch.zeros(8, 16, 128), index, scheduler, 0.5, 200,
+                                                             torch.Generator().manual_seed(0))  # fmt: skip
+    top = timesteps == 999
+    assert 0 < top.sum() < 8 and timesteps[~top].min() >= 200
+    assert torch.equal(noisy[top], data["noise"][top]) and not torch.equal(noisy[~top], data["noise"][~top])
+    assert torch.equal(target, data["latents"])
+
+
+def test_distill_prune_and_search_scripts_make_servable_students(tmp_path):
+    work, out = tmp_path / "distill", tmp_path / "student"
+    facts = distill.main(["--tiny", "--out", str(out), "--work-dir", str(work)])
+    distill.main(["--tiny", "--out", str(out), "--work-dir", str(work)])  # resumes: nothing left to train
+    assert sorted(p.name for p in work.glob("checkpoint-*")) == ["checkpoint-1", "checkpoint-2"]
+    assert "1-step" in facts["judged during training (100 captions, seed 10000)"][-1]
+    engine = Engine()
+    name = engine.register_folder(out, "student")
+    result = engine.text_to_image("a small red star at the top on a blue background", preset=name)
+    assert result.images[0].size == (64, 64) and result.metadata["scheduler"] == "LCMScheduler"
+
+    pruned = prune.main(["--out", str(tmp_path / "pruned")])
+    assert pruned["student MACs per pass"] <= 0.5 * pruned["teacher MACs per pass"]
+    teacher = UNet2DConditionModel.from_pretrained(BUNDLED_DIR / "text_to_image" / "unet")
+    student = UNet2DConditionModel.from_pretrained(tmp_path / "pruned" / "unet")
+    assert torch.equal(student.up_blocks[0].attentions[0].proj_in.weight, teacher.up_blocks[1].attentions[0].proj_in.weight)
+    distill.main(["--tiny", "--student", str(tmp_path / "pruned" / "unet"), "--feature-weight", "1",
+                  "--out", str(tmp_path / "pruned-student"), "--work-dir", str(tmp_path / "w-pruned")])  # fmt: skip
+    assert UNet2DConditionModel.from_pretrained(tmp_path / "pruned-student" / "unet").config.mid_block_type is None
+
+    rows = search.main(["--tiny", "--out", str(tmp_path / "search"), "--samples-dir", str(work / "samples")])
+    assert len(rows) == 3 and all(r["macs"] > 0 and r["latency_ms"] > 0 for r in rows)
+    assert sum("judged_1_step" in r for r in rows) == 1 and (tmp_path / "search" / "search.png").is_file()

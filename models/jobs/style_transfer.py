@@ -24,6 +24,8 @@ class StyleTransfer(Job):
     role = "image_to_image"
 
     def check_inputs(self, params: StyleTransferParams, preset: Preset) -> None:
+        if not preset.offers_adapters():
+            raise ValueError(f"Preset '{preset.name}' offers no style adapters; run style transfer on '{preset.base}'.")
         check_text(params.style, "style", required=True)
         check_range(params.strength, "strength", 0.05, 1.0)
         check_text(params.prompt, "prompt", required=False)

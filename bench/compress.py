@@ -1,0 +1,123 @@
+"""Compression side by side, every row measured in one run: the 12-step teacher and its students.
+
+    python bench/compress.py [--count 300] [--student NAME=FOLDER ...] [--out bench/results]
+
+Per row: UNet parameters, MACs per pass and per image, UNet passes per image, median end-to-end latency of an
+engine call (images returned), speed-up against the teacher, the judge's shares on `--count` unseen captions for two
+caption seeds (all five attributes and each), and PSNR/SSIM against the teacher's image for the same caption and
+seed. Writes `compress.jsonl` and `compress.png` (latency against judged all-five) under `--out`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.charts import scatter_chart  # noqa: E402
+from bench.machine import machine_facts  # noqa: E402
+from models import Engine  # noqa: E402
+from models.metrics import psnr, ssim  # noqa: E402
+from models.shapes import judge  # noqa: E402
+from training.evaluate import random_scenes, tally  # noqa: E402
+from training.macs import unet_macs  # noqa: E402
+
+PROMPT = "a small red star at the top on a blue background"
+TEACHER = "bundled"
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--count", type=int, default=300, help="unseen captions per seed")
+    parser.add_argument("--seeds", default="1000,2000", help="caption seeds (each a set of `--count` captions)")
+    parser.add_argument("--student", action="append", default=[],
+                        help="NAME=FOLDER of a distilled student (a folder with preset.json); repeatable")  # fmt: skip
+    parser.add_argument("--repeats", type=int, default=20, help="timed engine calls per row (median)")
+    parser.add_argument("--out", default=str(ROOT / "bench" / "results"))
+    return parser.parse_args(argv)
+
+
+def median_latency_ms(engine: Engine, preset: str, repeats: int) -> float:
+    engine.text_to_image(PROMPT, preset=preset)  # warm-up: loads and runs once
+    times = []
+    for seed in range(repeats):
+        started = time.perf_counter()
+        engine.text_to_image(PROMPT, preset=preset, seed=seed)
+        times.append(time.perf_counter() - started)
+    return round(1000 * statistics.median(times), 2)
+
+
+def drawn(engine: Engine, preset: str, captions: list[str], seed: int) -> list:
+    return [engine.text_to_image(caption, preset=preset, seed=seed + i).images[0] for i, caption in enumerate(captions)]
+
+
+def measure(engine: Engine, preset: str, seeds: list[int], count: int, repeats: int, reference: dict) -> dict:
+    """One row; `reference` holds the teacher's images per seed (filled in when `preset` is the teacher)."""
+    chosen = engine.preset(preset)
+    unet = engine.load(preset).base.unet
+    passes = chosen.steps * (2 if chosen.guidance > 1 else 1)  # classifier-free guidance runs a second pass
+    row = {"name": preset, "steps": chosen.steps, "unet_parameters": sum(p.numel() for p in unet.parameters()),
+           "macs_per_pass": unet_macs(unet), "passes_per_image": passes}  # fmt: skip
+    row["macs_per_image"] = row["macs_per_pass"] * passes
+    row["latency_ms"] = median_latency_ms(engine, preset, repeats)
+    fidelity = {"psnr": [], "ssim": []}
+    for seed in seeds:
+        scenes = random_scenes(count, seed)
+        images = drawn(engine, preset, [s.caption for s in scenes], seed)
+        reference.setdefault(seed, images)
+        row[f"judged_seed_{seed}"] = tally((scene, judge(image)) for scene, image in zip(scenes, images))
+        fidelity["psnr"] += [psnr(a, b) for a, b in zip(reference[seed], images)]
+        fidelity["ssim"] += [ssim(a, b) for a, b in zip(reference[seed], images)]
+    row["psnr_vs_teacher"] = round(statistics.mean(fidelity["psnr"]), 2)
+    row["ssim_vs_teacher"] = round(statistics.mean(fidelity["ssim"]), 4)
+    return row
+
+
+def main(argv=None) -> list[dict]:
+    args = parse_args(argv)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    engine = Engine(preset=TEACHER)
+    names = [TEACHER, *(n for n in ("bundled-fast",) if n in engine.registry)]
+    for spec in args.student:
+        name, _, folder = spec.partition("=")
+        names.append(engine.register_folder(folder, name))
+    seeds = [int(s) for s in args.seeds.split(",")]
+    reference: dict[int, list] = {}
+    rows = []
+    for name in names:
+        row = measure(engine, name, seeds, args.count, args.repeats, reference)
+        row["speedup"] = round(rows[0]["latency_ms"] / row["latency_ms"], 2) if rows else 1.0
+        rows.append({**row, "machine": machine_facts()})
+        print(json.dumps(rows[-1]), flush=True)
+    (out / "compress.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    points = [{"x": r["latency_ms"], "y": r[f"judged_seed_{seeds[0]}"]["all"], "label": r["name"]} for r in rows]
+    scatter_chart(points, out / "compress.png", f"Teacher and students: latency against judged all-five "
+                  f"({args.count} captions, seed {seeds[0]})", "median end-to-end ms", "judged all five")  # fmt: skip
+    print(markdown_table(rows, seeds))
+    return rows
+
+
+def markdown_table(rows: list[dict], seeds: list[int]) -> str:
+    head = ("| model | UNet params | MACs/pass | passes | MACs/image | median ms | speed-up | "
+            + " | ".join(f"all five (seed {s})" for s in seeds) + " | size / colour / shape / position / background "
+            "| PSNR / SSIM vs teacher |")  # fmt: skip
+    lines = [head, "|" + "---|" * (9 + len(seeds))]
+    for r in rows:
+        first = r[f"judged_seed_{seeds[0]}"]
+        each = " / ".join(f"{first[k]:.1%}" for k in ("size", "color", "shape", "position", "background"))
+        judged = " | ".join(f"{r[f'judged_seed_{s}']['all']:.1%}" for s in seeds)
+        lines.append(f"| {r['name']} | {r['unet_parameters'] / 1e6:.2f} M | {r['macs_per_pass'] / 1e6:.1f} M | "
+                     f"{r['passes_per_image']} | {r['macs_per_image'] / 1e6:.0f} M | {r['latency_ms']} | "
+                     f"{r['speedup']}x | {judged} | {each} | {r['psnr_vs_teacher']} dB / {r['ssim_vs_teacher']} |")  # fmt: skip
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
