@@ -8,11 +8,12 @@ import gradio as gr
 
 from models import Engine
 
-from . import describe, edit, style, text_to_image
+from . import describe, edit, history, style, text_to_image
 from .controls import CSS
 
 QUEUE_SIZE = int(os.environ.get("DEPICT_QUEUE_SIZE", "64"))
-TABS = (("Describe → regenerate", describe), ("Text → image", text_to_image), ("Style transfer", style), ("Edit", edit))
+TABS = (("Describe → regenerate", describe), ("Text → image", text_to_image), ("Style transfer", style), ("Edit", edit),
+        ("History", history))  # fmt: skip
 
 
 def build(engine: Engine) -> gr.Blocks:

@@ -114,17 +114,19 @@ def sampling_controls(engine: Engine, show_batch: bool = True, job: str = "") ->
 
         def preset_defaults(name):
             chosen = engine.preset(name)
-            return (gr.update(value=chosen.steps), gr.update(value=chosen.default_guidance(job)),
-                    gr.update(choices=engine.adapters(name), value=[]))  # fmt: skip
+            return gr.update(value=chosen.steps), gr.update(value=chosen.default_guidance(job))
 
-        preset_box.change(preset_defaults, preset_box, [steps, guidance, picker], api_visibility="private")
+        # defaults follow a preset the user picks, not one restored by "Load settings" with its own steps and guidance
+        preset_box.input(preset_defaults, preset_box, [steps, guidance], api_visibility="private")
+        preset_box.change(lambda name: gr.update(choices=engine.adapters(name), value=[]), preset_box, picker,
+                          api_visibility="private")  # fmt: skip
     return SamplingControls(negative_prompt, seed, steps, guidance, scheduler, num_images, adapters, preset_box, fast_decode)
 
 
-def results_gallery(label: str = "Results", elem_id: str | None = None) -> gr.Gallery:
+def results_gallery(label: str = "Results", elem_id: str | None = None, value=None) -> gr.Gallery:
     """Newest results first; PNGs at native size (with their parameters), shown upscaled."""
-    return gr.Gallery(label=label, format="png", columns=4, height=420, object_fit="contain", elem_id=elem_id,
-                      elem_classes=[GALLERY_CLASS], interactive=False)  # fmt: skip
+    return gr.Gallery(value, label=label, format="png", columns=4, fit_columns=False, height=420, object_fit="contain",
+                      elem_id=elem_id, elem_classes=[GALLERY_CLASS], interactive=False)  # fmt: skip
 
 
 def sampling_options(negative_prompt, seed, steps, guidance, scheduler, num_images, adapters, preset,
@@ -174,11 +176,18 @@ def parameters_view() -> gr.JSON:
 
 
 def run_and_show(job, slot: dict | None, history, progress: gr.Progress, **kwargs):
-    """Run an engine job with progress and a cancel handle; (gallery items, metadata, new history)."""
+    """Run an engine job with progress and a cancel handle; (gallery items, metadata, new history).
+
+    The result's warnings (and any about keeping it on disk) are shown and returned in its metadata."""
     control = JobControl(on_step=lambda done, total: progress((done, total), desc="denoising"))
     if slot is not None:
         slot["control"] = control
     result = job(control=control, **kwargs)
-    saved = save_result(result)
+    saved, not_kept = save_result(result)
+    metadata = result.metadata
+    if not_kept:
+        metadata = {**metadata, "warnings": [*metadata.get("warnings", []), *not_kept]}
+    for warning in metadata.get("warnings", []):
+        gr.Warning(warning)
     history = add_to_history(history, saved)
-    return history, result.metadata, history
+    return history, metadata, history

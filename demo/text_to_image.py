@@ -64,3 +64,9 @@ def build(engine: Engine) -> None:
         [gallery, info, history], api_name="text_to_image", concurrency_id="base_pipeline",
     )  # fmt: skip
     wire_stop(stop, slot, [event])
+
+    def native_size(name):
+        chosen = engine.preset(name)
+        return gr.update(value=chosen.width), gr.update(value=chosen.height)
+
+    controls.preset.input(native_size, controls.preset, [width, height], api_visibility="private")

@@ -7,19 +7,34 @@
     python -m models style picture.png --style NAME [--strength 0.6] --out styled.png
     python -m models inpaint picture.png --mask mask.png --prompt TEXT --out filled.png
     python -m models edit picture.png --instruction "make the circle green" --out edited.png
+
+A batch (`--prompts FILE`, or a folder of images in place of `picture.png`) is written to `--out-dir`: files named
+by input index, and a `manifest.jsonl` with a line per file. Under `accelerate launch` (or torchrun) its inputs are
+split across the processes, each on its own GPU (or CPU processes without one), and each is made exactly once:
+
+    accelerate launch --multi_gpu --num_processes 4 -m models generate --prompts prompts.txt --out-dir out/
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+import time
 from pathlib import Path
 
+import torch
+from accelerate import PartialState
+from accelerate.utils import gather_object
 from tqdm import tqdm
 
 from . import Engine, JobControl
 from .metadata import save_png
+from .outputs import atomic_write
 from .presets import DEFAULT_PRESET
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
+MANIFEST = "manifest.jsonl"
 
 
 def _adapters(items: list[str]) -> dict[str, float]:
@@ -35,7 +50,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     def job(name: str, help: str, image: bool = True) -> argparse.ArgumentParser:
         sub = jobs.add_parser(name, help=help)
         if image:
-            sub.add_argument("image", help="input image")
+            sub.add_argument("image", help="input image, or a folder of images (a batch, with --out-dir)")
+        sub.add_argument("--out-dir", type=Path, help="where a batch's files and its manifest.jsonl go")
         if name != "describe":
             sub.add_argument("--seed", type=int, default=0)
             sub.add_argument("--steps", type=int)
@@ -43,15 +59,14 @@ def parse_args(argv=None) -> argparse.Namespace:
             sub.add_argument("--scheduler")
             sub.add_argument("--negative-prompt", default="")
             sub.add_argument("--num-images", type=int, default=1)
-            sub.add_argument("--out", default=f"{name}.png", help="output PNG (image i of a batch gets -i)")
+            sub.add_argument("--out", default=f"{name}.png", help="output PNG (image i of --num-images N gets -i)")
             if name != "edit":
                 sub.add_argument("--adapter", action="append", default=[], help="NAME[:WEIGHT], repeatable")
         return sub
 
     generate = job("generate", "text -> image", image=False)
     generate.add_argument("prompt", nargs="?", help="what to draw")
-    generate.add_argument("--prompts", type=Path, help="a file with one prompt per line")
-    generate.add_argument("--out-dir", type=Path, help="where batch outputs go (with --prompts)")
+    generate.add_argument("--prompts", type=Path, help="a file with one prompt per line (a batch, with --out-dir)")
     generate.add_argument("--width", type=int)
     generate.add_argument("--height", type=int)
     job("describe", "image -> description")
@@ -69,6 +84,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.job == "generate" and not (args.prompt or args.prompts):
         parser.error("generate needs a prompt or --prompts FILE")
+    batch = args.prompts if args.job == "generate" else Path(args.image).is_dir()
+    if batch and args.out_dir is None:
+        parser.error("a batch (--prompts FILE or a folder of images) needs --out-dir DIR")
     return args
 
 
@@ -89,40 +107,88 @@ def _save(result, out: Path) -> list[Path]:
     return paths
 
 
-def _run(engine: Engine, args, options: dict, bar: tqdm):
-    control = JobControl(on_step=lambda done, total: (setattr(bar, "total", total), bar.update(done - bar.n)))
+def _inputs(args) -> list[str]:
+    """The prompts (generate) or image paths the command works through, in order."""
+    if args.job == "generate":
+        return [p for p in args.prompts.read_text().splitlines() if p.strip()] if args.prompts else [args.prompt]
+    folder = Path(args.image)
+    if folder.is_dir():
+        return [str(path) for path in sorted(folder.iterdir()) if path.suffix.lower() in IMAGE_SUFFIXES]
+    return [args.image]
+
+
+def _job(engine: Engine, args, options: dict, control: JobControl):
+    """The command's job as a function of one input (a prompt or an image path): a `Result`, or describe's text."""
     if args.job == "generate":
         return lambda prompt: engine.text_to_image(prompt, width=args.width, height=args.height, control=control,
                                                    **options)  # fmt: skip
+    if args.job == "describe":
+        return engine.describe
     if args.job == "regenerate":
-        description = args.description or engine.describe(args.image)
-        return lambda _: engine.regenerate(args.image, description, keep_layout=args.keep_layout, control=control, **options)
+        return lambda image: engine.regenerate(image, args.description or engine.describe(image),
+                                               keep_layout=args.keep_layout, control=control, **options)  # fmt: skip
     if args.job == "style":
-        return lambda _: engine.style_transfer(args.image, args.style, strength=args.strength, control=control, **options)
+        return lambda image: engine.style_transfer(image, args.style, strength=args.strength, control=control, **options)
     if args.job == "inpaint":
-        return lambda _: engine.inpaint(args.image, args.mask, args.prompt, control=control, **options)
-    return lambda _: engine.instruct_edit(args.image, args.instruction, control=control, **options)
+        return lambda image: engine.inpaint(image, args.mask, args.prompt, control=control, **options)
+    return lambda image: engine.instruct_edit(image, args.instruction, control=control, **options)
+
+
+def _out_path(args, index: int, item: str) -> Path:
+    if args.out_dir is None:
+        return Path(args.out)
+    return args.out_dir / (f"{index:04d}.png" if args.job == "generate" else f"{index:04d}-{Path(item).stem}.png")
+
+
+def _process(engine: Engine, args, index: int, item: str, rank: int, show_steps: bool) -> list[dict]:
+    """Run one input: its manifest lines (one per file written, or one with its description or its error)."""
+    record = {"index": index, "prompt" if args.job == "generate" else "image": item, "process": rank}
+    started = time.perf_counter()
+    try:
+        with tqdm(total=1, desc="steps", leave=False, disable=not show_steps or args.job == "describe") as bar:
+            control = JobControl(on_step=lambda done, total: (setattr(bar, "total", total), bar.update(done - bar.n)))
+            result = _job(engine, args, {} if args.job == "describe" else _options(args), control)(item)
+    except ValueError as error:
+        return [{**record, "error": str(error)}]
+    seconds = round(time.perf_counter() - started, 3)
+    if isinstance(result, str):
+        return [{**record, "description": result, "seconds": seconds}]
+    paths = _save(result, _out_path(args, index, item))
+    return [{**record, "seed": result.image_metadata(i)["seed"], "file": path.name if args.out_dir else str(path),
+             "seconds": seconds} for i, path in enumerate(paths)]  # fmt: skip
+
+
+def _report(args, records: list[dict]) -> None:
+    """Print each file (or description, or error) and write the batch's manifest."""
+    for record in records:
+        if "error" in record:
+            print(f"error: {record['error']}", file=sys.stderr)
+        elif "description" in record:
+            print(f"{record['image']}\t{record['description']}" if args.out_dir else record["description"])
+        else:
+            print(args.out_dir / record["file"] if args.out_dir else record["file"])
+    if args.out_dir is not None:
+        atomic_write(args.out_dir / MANIFEST, "".join(json.dumps(record) + "\n" for record in records).encode())
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    engine = Engine(preset=args.preset)
-    try:
-        if args.job == "describe":
-            print(engine.describe(args.image))
-            return 0
-        prompts = args.prompts.read_text().splitlines() if getattr(args, "prompts", None) else [getattr(args, "prompt", None)]
-        prompts = [p for p in prompts if p is None or p.strip()]
-        for index, prompt in enumerate(tqdm(prompts, desc="prompts", disable=len(prompts) == 1)):
-            with tqdm(total=1, desc="steps", leave=False) as bar:
-                result = _run(engine, args, _options(args), bar)(prompt)
-            out = Path(args.out) if not getattr(args, "out_dir", None) else args.out_dir / f"{index:04d}.png"
-            for path in _save(result, out):
-                print(path)
-    except ValueError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    return 0
+    # the launcher's processes as one group: gloo on CPU (without `cpu=True` each CPU process would believe it is
+    # alone and do all the work), NCCL with one GPU per process; a lone process without a launcher
+    state = PartialState(cpu=not torch.cuda.is_available())
+    one_gpu_each = state.num_processes > 1 and state.device.type == "cuda"
+    engine = Engine(preset=args.preset, device=str(state.device) if one_gpu_each else None)
+    inputs = list(enumerate(_inputs(args)))
+    records = []
+    with state.split_between_processes(inputs) as mine:
+        shown = state.is_main_process
+        for index, item in tqdm(mine, desc="inputs", disable=not shown or len(inputs) == 1):
+            records += _process(engine, args, index, item, state.process_index, show_steps=shown)
+    records = sorted(gather_object(records), key=lambda record: record["index"])
+    if state.is_main_process:
+        _report(args, records)
+    state.destroy_process_group()
+    return 2 if any("error" in record for record in records) else 0
 
 
 if __name__ == "__main__":

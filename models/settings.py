@@ -41,6 +41,13 @@ def adapters_dir() -> Path:
     return Path(os.environ.get("DEPICT_ADAPTERS", "adapters"))
 
 
+def outputs_dir() -> Path | None:
+    """Where the app keeps every image it makes (env `DEPICT_OUTPUTS`, default `./outputs`); None when it keeps none:
+    `DEPICT_OUTPUTS=off`, or unset on Hugging Face Spaces."""
+    value = os.environ.get("DEPICT_OUTPUTS") or ("off" if os.environ.get("SPACE_ID") else "outputs")
+    return None if value.lower() == "off" else Path(value)
+
+
 def max_loaded_presets() -> int:
     """How many presets stay loaded before the least recently used one is evicted."""
     return _env_int("DEPICT_MAX_LOADED_PRESETS", 2)

@@ -2,6 +2,7 @@ import os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("DEPICT_OUTPUTS", "off")  # tests that keep outputs name their own folder
 
 import socket  # noqa: E402
 

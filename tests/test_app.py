@@ -7,7 +7,7 @@ from gradio_client import handle_file
 from PIL import Image
 
 from models.metadata import read_metadata
-from models.shapes import render
+from models.shapes import GRAMMAR, render
 
 PROMPT = "a small red star at the top on a blue background"
 ENDPOINTS = {"/describe", "/regenerate", "/text_to_image", "/style_transfer", "/inpaint", "/instruct_edit"}
@@ -62,3 +62,13 @@ def test_inpaint_and_instruct_edit(client, files):
                                    api_name="/instruct_edit")  # fmt: skip
     assert meta["job"] == "instruct_edit"
     assert [read_metadata(im)["job"] for im in gallery_images(gallery)] == ["instruct_edit", "inpaint"]  # history
+
+
+def test_words_the_bundled_models_do_not_know_still_draw_with_a_warning(client):
+    gallery, meta = client.predict(prompt="a cat sleeping on a sofa", preset="bundled", steps=2,
+                                   api_name="/text_to_image")  # fmt: skip
+    assert gallery_images(gallery)[0].size == (64, 64) and read_metadata(gallery_images(gallery)[0])["warnings"]
+    [warning] = meta["warnings"]
+    assert all(f"'{word}'" in warning for word in ("cat", "sleeping", "sofa")) and GRAMMAR in warning
+    _, meta = client.predict(prompt=PROMPT, preset="bundled", steps=2, api_name="/text_to_image")
+    assert "warnings" not in meta

@@ -75,6 +75,8 @@ def test_text_to_image_tab(page, tmp_path):
     page.locator("#t2i-prompt textarea").fill("a small red star at the top on a blue background")
     page.locator("#t2i-run").click()
     shows_a_picture(page, "t2i-gallery", tmp_path / "text_to_image.png")
+    image, frame = page.locator("#t2i-gallery img").first.bounding_box(), page.locator("#t2i-gallery").bounding_box()
+    assert image["y"] + image["height"] <= frame["y"] + frame["height"], "the gallery crops the picture"
     page.screenshot(path=str(tmp_path / "page.png"))
     if os.environ.get("DEPICT_UPDATE_SCREENSHOT"):  # the README's picture of the app
         SCREENSHOT.parent.mkdir(exist_ok=True)
@@ -139,3 +141,19 @@ def test_dropping_a_png_restores_the_tab_settings(page, url, tmp_path):
     page.locator("button:visible", has_text="Settings").first.click()
     seed = page.locator("input[aria-label='Seed (-1 = random)']:visible").first
     page.wait_for_function("e => e.value === '123'", arg=seed.element_handle())
+
+
+def test_unknown_words_warn_and_sizes_follow_the_preset(page):
+    page.get_by_role("tab", name="Text → image").click()
+    page.locator("#t2i-prompt textarea").fill("a cat sleeping on a sofa")
+    page.locator("#t2i-run").click()
+    page.locator(".toast-body", has_text="do not know the words 'cat', 'sleeping', 'sofa'").wait_for()
+
+    width = page.locator("input[aria-label='number input for Width']:visible")
+    assert width.input_value() == "64"
+    preset = page.get_by_label("Model preset").locator("visible=true")
+    if not preset.count():  # the settings are folded away unless an earlier test opened them
+        page.locator("button:visible", has_text="Settings").first.click()
+    preset.first.click()
+    page.get_by_role("option", name="SD-Turbo", exact=False).first.click()  # not downloaded: only its defaults
+    page.wait_for_function("e => e.value === '512'", arg=width.element_handle())

@@ -9,7 +9,7 @@ import app
 
 
 def reload_app(monkeypatch, **env):
-    for key in ("SPACE_ID", "DEPICT_HOST", "DEPICT_PORT", "DEPICT_SHARE", "DEPICT_PRESET"):
+    for key in ("SPACE_ID", "DEPICT_HOST", "DEPICT_PORT", "DEPICT_SHARE", "DEPICT_PRESET", "DEPICT_AUTH"):
         monkeypatch.delenv(key, raising=False)
     for key, value in env.items():
         monkeypatch.setenv(key, value)
@@ -48,7 +48,9 @@ def test_share_without_a_tunnel_still_serves_locally(monkeypatch, tiny_preset, c
     )  # fmt: skip
     try:
         assert share_url is None and url.startswith("http://127.0.0.1")
-        assert "Could not open a public share link" in capsys.readouterr().out
+        out = capsys.readouterr().out
+        assert "Could not open a public share link" in out
+        assert out.count("The share link is open to anyone who has it") == 1  # no --auth
         assert blocks.get_api_info()["named_endpoints"]
         assert blocks._queue.max_size == 64
     finally:

@@ -16,6 +16,7 @@ from ..control import JobControl
 from ..errors import JobCancelled, OutOfMemory
 from ..pipelines import LoadedPreset, PipelineCache
 from ..presets import Preset
+from ..prompt_warnings import prompt_warnings
 from ..result import Result
 from ..schedulers import check_scheduler, make_scheduler
 from ..settings import LIMITS
@@ -136,6 +137,9 @@ class Job:
         images = self.run(params, loaded, prepared, control or JobControl())
         timings["run"] = time.perf_counter() - run_started
         result = self.postprocess(params, loaded, prepared, images)
+        warnings = prompt_warnings(params, preset)
+        if warnings:
+            result.metadata["warnings"] = warnings
         timings["total"] = time.perf_counter() - started
         result.timings = {**timings, **result.timings}
         return result
