@@ -25,7 +25,7 @@ def history_items() -> list[tuple[str, str]]:
 
 def build(engine: Engine) -> None:
     folder = outputs_dir()
-    where = f"kept in `{folder.resolve()}`" if folder else "not kept: `DEPICT_OUTPUTS` is `off`"
+    where = f"kept in `{folder}`" if folder else "not kept: `DEPICT_OUTPUTS` is `off`"
     gr.Markdown(f"Every image the app makes is {where}. Pick one to see its settings; drop its PNG into a tab's "
                 "**Load settings** to use them again.")  # fmt: skip
     with gr.Row():

@@ -157,3 +157,15 @@ def test_unknown_words_warn_and_sizes_follow_the_preset(page):
     preset.first.click()
     page.get_by_role("option", name="SD-Turbo", exact=False).first.click()  # not downloaded: only its defaults
     page.wait_for_function("e => e.value === '512'", arg=width.element_handle())
+
+
+def test_history_lists_kept_pictures_with_their_settings(page, url, tmp_path, monkeypatch):
+    from gradio_client import Client
+
+    monkeypatch.setenv("DEPICT_OUTPUTS", str(tmp_path))  # read on each request, as the History gallery is
+    Client(url, verbose=False).predict(prompt="a large white cross on the left on a black background", seed=77,
+                                       api_name="/text_to_image")  # fmt: skip
+    page.reload()  # the History gallery is filled on each page load
+    page.get_by_role("tab", name="History").click()
+    page.locator("#history-gallery img").first.click()
+    page.get_by_text('"seed": 77').wait_for()
