@@ -91,8 +91,8 @@ class Engine:
     def text_to_image(self, prompt: str, control: JobControl | None = None, **options) -> Result:
         return self._jobs["text_to_image"](TextToImageParams(prompt=prompt, **options), control)
 
-    def describe(self, image, preset: str | None = None) -> str:
-        return self._jobs["describe"](DescribeParams(image=image, preset=preset)).metadata["description"]
+    def describe(self, image, preset: str | None = None, detail: str = "short") -> str:
+        return self._jobs["describe"](DescribeParams(image=image, preset=preset, detail=detail)).metadata["description"]
 
     def regenerate(self, image, description: str, control: JobControl | None = None, **options) -> Result:
         return self._jobs["regenerate"](RegenerateParams(image=image, description=description, **options), control)

@@ -25,12 +25,14 @@ from diffusers import (
     UNet2DConditionModel,
 )
 
+from . import hub
 from .adapters import AdapterCatalog, AdapterState
 from .captioner import Captioner
 from .devices import DevicePolicy, configure_pipeline, memory_format
 from .errors import PresetUnavailable
 from .presets import Preset, hub_reachable, is_available
 from .prompt_cache import PromptCache
+from .reference import ReferenceAdapter
 from .schedulers import make_scheduler
 from .settings import adapters_dir, max_loaded_presets
 
@@ -44,11 +46,16 @@ SPEED_ADAPTER = "speed"
 
 
 def load_pretrained(loader, source: str, preset: Preset, role: str, **kwargs):
-    """`loader(source, ...)` from a local folder or the hub cache; a `PresetUnavailable` naming what to do otherwise."""
+    """`loader(source, ...)` from a local folder or the hub cache, downloading the preset's files first when the hub
+    answers; a `PresetUnavailable` naming what to do otherwise."""
     local_only = Path(source).is_dir() or is_available(source)
     if not local_only and not hub_reachable():
         raise PresetUnavailable(preset.unavailable_message(role))
+    needed = hub.files(preset, fp16=kwargs.get("variant") == "fp16").get(source) if not local_only else None
     try:
+        if needed:
+            hub.download(source, needed)
+            local_only = True
         return loader(source, local_files_only=local_only, **kwargs)
     except Exception as error:  # whatever stops a load, the user is told which preset and what to do
         detail = f" ({type(error).__name__}: {str(error)[:200]})" if local_only else ""
@@ -74,13 +81,14 @@ class LoadedPreset:
         started = time.perf_counter()
         self.base = self._load_student(shared) if shared else load_pretrained(
             AutoPipelineForText2Image.from_pretrained, preset.text_to_image, preset, "text_to_image",
-            dtype=policy.dtype, **_PIPELINE_LOAD_OPTIONS,
+            dtype=policy.dtype, variant=hub.variant(preset.text_to_image, policy.dtype), **_PIPELINE_LOAD_OPTIONS,
         )  # fmt: skip
         self.attention = configure_pipeline(self.base, policy)
         self.scheduler_configs = {"text_to_image": dict(self.base.scheduler.config)}
         folders = [Path(preset.adapters_dir)] if preset.adapters_dir else []
         self.catalog = AdapterCatalog([*folders, adapters_dir()] if preset.offers_adapters() else [])
         self.adapters = AdapterState(self.catalog)
+        self.reference = ReferenceAdapter(preset.reference_adapter) if preset.reference_adapter else None
         if preset.speed_adapter:
             source, _, weight_name = preset.speed_adapter.partition(":")
             self.adapters.fuse_fixed(self.base, {SPEED_ADAPTER: (source, weight_name or "pytorch_lora_weights.safetensors")})
@@ -148,7 +156,8 @@ class LoadedPreset:
             shared = {"vae": self.base.vae, "text_encoder": self.base.text_encoder, "tokenizer": self.base.tokenizer}
         pipeline = load_pretrained(
             StableDiffusionInstructPix2PixPipeline.from_pretrained, preset.instruct_edit, preset, "instruct_edit",
-            dtype=self.policy.dtype, **shared, **_PIPELINE_LOAD_OPTIONS,
+            dtype=self.policy.dtype, variant=hub.variant(preset.instruct_edit, self.policy.dtype), **shared,
+            **_PIPELINE_LOAD_OPTIONS,
         )  # fmt: skip
         configure_pipeline(pipeline, self.policy)
         return pipeline

@@ -49,6 +49,7 @@ class Preset:
     cpu_bfloat16: bool = False  # models large enough that bf16 pays on CPUs with native bf16 (`DevicePolicy.for_preset`)
     base: str | None = None  # a preset whose autoencoder, text encoder and captioner this one shares (loaded once)
     samplers: tuple[str, ...] = ()  # the samplers its model is made for (a distilled student's); empty: any
+    reference_adapter: str | None = None  # IP-Adapter for style reference images, "repo:subfolder/weight.safetensors"
     local: bool = False
 
     def offers_adapters(self) -> bool:
@@ -81,24 +82,26 @@ class Preset:
         )
 
 
+CAPTIONER = "florence-community/Florence-2-base"  # safetensors on main, native in transformers (no remote code)
 HUB_PRESETS = {
     "sd-turbo": Preset(
         name="sd-turbo", label="SD-Turbo (hub, 1-4 steps)", text_to_image="stabilityai/sd-turbo",
-        captioner="Salesforce/blip-image-captioning-base", instruct_edit="timbrooks/instruct-pix2pix",
+        captioner=CAPTIONER, instruct_edit="timbrooks/instruct-pix2pix",
         vae_tiny="madebyollin/taesd", steps=1, guidance=0.0, width=512, height=512, cpu_bfloat16=True,
     ),
     "sdxl-turbo": Preset(
         name="sdxl-turbo", label="SDXL-Turbo (hub, 1-4 steps)", text_to_image="stabilityai/sdxl-turbo",
-        captioner="Salesforce/blip-image-captioning-base", instruct_edit="timbrooks/instruct-pix2pix",
+        captioner=CAPTIONER, instruct_edit="timbrooks/instruct-pix2pix",
         vae_tiny="madebyollin/taesdxl", steps=1, guidance=0.0, width=512, height=512, cpu_bfloat16=True,
+        reference_adapter="h94/IP-Adapter:sdxl_models/ip-adapter_sdxl.safetensors",
     ),
     "sd15-lcm": Preset(
         name="sd15-lcm", label="SD 1.5 + LCM-LoRA (hub, 4 steps)",
         text_to_image="stable-diffusion-v1-5/stable-diffusion-v1-5",
-        captioner="Salesforce/blip-image-captioning-base", instruct_edit="timbrooks/instruct-pix2pix",
+        captioner=CAPTIONER, instruct_edit="timbrooks/instruct-pix2pix",
         instruct_shares_components=True, speed_adapter="latent-consistency/lcm-lora-sdv1-5",
         vae_tiny="madebyollin/taesd", steps=4, guidance=1.0, width=512, height=512, scheduler="lcm",
-        cpu_bfloat16=True,
+        cpu_bfloat16=True, reference_adapter="h94/IP-Adapter:models/ip-adapter_sd15.safetensors",
     ),
 }  # fmt: skip
 

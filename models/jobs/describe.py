@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..captioner import DETAILS
 from ..images import load_image
 from ..presets import Preset
 from ..result import Result
@@ -14,6 +15,7 @@ from .base import Job, Prepared, Resolved
 class DescribeParams:
     image: object  # the picture to describe (path, bytes, array or PIL image)
     preset: str | None = None  # model preset; None: the engine's default
+    detail: str = "short"  # "short", or "detailed" where the captioner offers it (Florence-2 on the hub presets)
 
 
 class Describe(Job):
@@ -23,14 +25,23 @@ class Describe(Job):
     def check_inputs(self, params: DescribeParams, preset: Preset) -> None:
         if not preset.captioner:
             raise ValueError(f"Preset '{preset.name}' has no captioning model; pick another preset to describe images.")
+        if params.detail not in DETAILS:
+            raise ValueError(f"`detail` must be one of {', '.join(DETAILS)}, got {params.detail!r}.")
+
+    def check_loaded(self, params: DescribeParams, loaded) -> None:
+        offered = loaded.pipeline(self.role).details
+        if params.detail not in offered:
+            raise ValueError(f"`detail` must be {' or '.join(offered)} on preset '{loaded.preset.name}' (its captioner "
+                             f"has no {params.detail} description), got {params.detail!r}.")  # fmt: skip
 
     def prepare(self, params: DescribeParams, loaded) -> Prepared:
         image = load_image(params.image)
         return Prepared(self.role, {"image": image}, Resolved(0, 0.0, *image.size), adapters={})
 
     def run(self, params, loaded, prepared, control) -> list[str]:
-        return [loaded.pipeline(self.role).describe(prepared.args["image"])]
+        return [loaded.pipeline(self.role).describe(prepared.args["image"], params.detail)]
 
     def postprocess(self, params, loaded, prepared, outputs) -> Result:
-        meta = {"job": self.name, "preset": loaded.preset.name, "model": loaded.preset.captioner, "description": outputs[0]}
+        meta = {"job": self.name, "preset": loaded.preset.name, "model": loaded.preset.captioner, "detail": params.detail,
+                "description": outputs[0]}  # fmt: skip
         return Result(images=[], metadata=meta)
