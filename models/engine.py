@@ -29,6 +29,7 @@ from .pipelines import LoadedPreset, PipelineCache
 from .presets import DEFAULT_PRESET, Preset, preset_from_folder, presets, sharing
 from .result import Result
 from .settings import adapters_dir
+from .styles import style_presets
 
 log = logging.getLogger(__name__)
 
@@ -97,8 +98,15 @@ class Engine:
     def regenerate(self, image, description: str, control: JobControl | None = None, **options) -> Result:
         return self._jobs["regenerate"](RegenerateParams(image=image, description=description, **options), control)
 
-    def style_transfer(self, image, style: str, control: JobControl | None = None, **options) -> Result:
-        return self._jobs["style_transfer"](StyleTransferParams(image=image, style=style, **options), control)
+    def styles(self, preset: str | None = None) -> list[str]:
+        """What style transfer takes as `style` on this preset: its style adapters, then the style presets."""
+        adapters = self.adapters(preset)
+        return [*adapters, *(name for name in style_presets() if name not in adapters)]
+
+    def style_transfer(self, image, style: str | None = None, style_image=None, control: JobControl | None = None,
+                       **options) -> Result:  # fmt: skip
+        params = StyleTransferParams(image=image, style=style, style_image=style_image, **options)
+        return self._jobs["style_transfer"](params, control)
 
     def inpaint(self, image, mask, prompt: str, control: JobControl | None = None, **options) -> Result:
         return self._jobs["inpaint"](InpaintParams(image=image, mask=mask, prompt=prompt, **options), control)

@@ -48,6 +48,11 @@ def outputs_dir() -> Path | None:
     return None if value.lower() == "off" else Path(value)
 
 
+def styles_file() -> Path:
+    """The user's style presets (env `DEPICT_STYLES`, default `./styles.csv`), read beside the shipped ones."""
+    return Path(os.environ.get("DEPICT_STYLES", "styles.csv"))
+
+
 def max_loaded_presets() -> int:
     """How many presets stay loaded before the least recently used one is evicted."""
     return _env_int("DEPICT_MAX_LOADED_PRESETS", 2)

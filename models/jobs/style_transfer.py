@@ -1,4 +1,5 @@
-"""Style transfer: the content image redrawn (img2img) with a style LoRA adapter active."""
+"""Style transfer: the content image redrawn (img2img) in a style: a style LoRA adapter, a style preset (a prompt
+template from the styles file) and/or a reference image (IP-Adapter, on presets that have one)."""
 
 from __future__ import annotations
 
@@ -6,17 +7,23 @@ from dataclasses import dataclass
 
 from ..images import load_image
 from ..presets import Preset
-from .base import Job, Prepared, SamplingParams, check_range, check_sampling, check_text
+from ..settings import LIMITS
+from ..styles import style_presets
+from .base import Job, Prepared, SamplingParams, check_range, check_sampling, check_text, run_pipeline
 from .image_to_image import img2img_inputs
 
 
 @dataclass(frozen=True, kw_only=True)
 class StyleTransferParams(SamplingParams):
     image: object  # the content picture
-    style: str  # name of a style adapter (see `Engine.adapters`)
+    style: str | None = None  # a style adapter or style preset name (see `Engine.styles`); None: `style_image` only
+    style_image: object = None  # a picture whose style is taken (IP-Adapter; presets with a `reference_adapter`)
     strength: float = 0.6  # how much is redrawn: 0 keeps the content, 1 ignores it
-    style_weight: float = 1.0  # the style adapter's weight
+    style_weight: float = 1.0  # the style adapter's weight, or the reference image's IP-Adapter scale
     prompt: str = ""  # what the content shows; empty: the captioner describes it
+
+    def as_metadata(self) -> dict:
+        return {**super().as_metadata(), "style_image": self.style_image is not None}
 
 
 class StyleTransfer(Job):
@@ -24,24 +31,59 @@ class StyleTransfer(Job):
     role = "image_to_image"
 
     def check_inputs(self, params: StyleTransferParams, preset: Preset) -> None:
-        if not preset.offers_adapters():
+        if params.style_image is None and (not isinstance(params.style, str) or not params.style.strip()):
+            raise ValueError(f"`style` is empty: pick a style or give a `style_image`, got {params.style!r}.")
+        if params.style is not None:
+            check_text(params.style, "style", required=False)
+        if params.style and not preset.offers_adapters() and params.style not in style_presets():
             raise ValueError(f"Preset '{preset.name}' offers no style adapters; run style transfer on '{preset.base}'.")
-        check_text(params.style, "style", required=True)
+        if params.style_image is not None and not preset.reference_adapter:
+            raise ValueError(f"Preset '{preset.name}' takes no `style_image`: it has no IP-Adapter (none exists for "
+                             f"its model); use a style from its list, or a preset that takes a reference image "
+                             f"(sd15-lcm, sdxl-turbo).")  # fmt: skip
+        check_range(params.style_weight, "style_weight", 0.0, LIMITS.max_adapter_weight)
         check_range(params.strength, "strength", 0.05, 1.0)
         check_text(params.prompt, "prompt", required=False)
         check_sampling(params)
 
     def check_loaded(self, params: StyleTransferParams, loaded) -> None:
-        loaded.catalog.check({**params.adapters, params.style: params.style_weight})
+        super().check_loaded(params, loaded)
+        if not params.style:
+            return
+        if params.style in loaded.catalog.files():
+            loaded.catalog.check({params.style: params.style_weight})
+        elif params.style not in style_presets():
+            listed = ", ".join([*loaded.catalog.names(), *style_presets()])
+            raise ValueError(f"`style` names an unknown style {params.style!r}; available: {listed}.")
 
     def prepare(self, params: StyleTransferParams, loaded) -> Prepared:
         content = load_image(params.image)
+        reference = load_image(params.style_image, "style_image") if params.style_image is not None else None
         prompt = params.prompt
         if not prompt.strip() and loaded.preset.captioner:
             prompt = loaded.pipeline("captioner").describe(content)
+        template = style_presets().get(params.style) if params.style not in loaded.catalog.files() else None
+        negative = params.negative_prompt
+        if template:
+            prompt, negative = template.apply(prompt, negative)
         prepared = img2img_inputs(params, loaded, content, prompt, params.strength, job=self.name)
-        prepared.adapters[params.style] = params.style_weight
+        prepared.args["negative_prompt"] = negative or None
+        if params.style and template is None:
+            prepared.adapters[params.style] = params.style_weight
+        if reference is not None:
+            prepared.args["ip_adapter_image"] = reference
+            prepared.extras["reference"] = params.style_weight
         return prepared
 
+    def run(self, params, loaded, prepared, control):
+        if "reference" not in prepared.extras:
+            return super().run(params, loaded, prepared, control)
+        pipeline = loaded.pipeline(prepared.role)
+        with loaded.lock_for(prepared.role), loaded.reference.active(pipeline, prepared.extras["reference"]):
+            return run_pipeline(loaded, prepared, params, control)
+
     def metadata(self, params, loaded, prepared) -> dict:
-        return {**super().metadata(params, loaded, prepared), "prompt": prepared.args["prompt"]}
+        meta = {**super().metadata(params, loaded, prepared), "prompt": prepared.args["prompt"]}
+        if prepared.args["negative_prompt"]:
+            meta["negative_prompt"] = prepared.args["negative_prompt"]
+        return meta
