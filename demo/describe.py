@@ -28,7 +28,9 @@ def build(engine: Engine) -> None:
     with gr.Row():
         with gr.Column(scale=2):
             image = image_input(label="Image", elem_id="describe-image", elem_classes=["depict-pixelated"], height=280)
-            describe_button = gr.Button("Describe", elem_id="describe-run")
+            with gr.Row():
+                describe_button = gr.Button("Describe", elem_id="describe-run")
+                detailed = gr.Checkbox(False, label="Detailed (where the captioner offers it: Florence-2 on hub presets)")
             description = gr.Textbox(label="Description (edit it, then regenerate)", elem_id="describe-text", lines=2,
                                      max_length=LIMITS.max_prompt_chars)  # fmt: skip
             keep_layout = gr.Slider(0.0, 0.95, value=0.0, step=0.05,
@@ -45,8 +47,8 @@ def build(engine: Engine) -> None:
 
     @user_errors
     @gpu
-    def describe(image, preset=engine.default_preset):
-        return engine.describe(image, preset=preset or None)
+    def describe(image, preset=engine.default_preset, detailed=False):
+        return engine.describe(image, preset=preset or None, detail="detailed" if detailed else "short")
 
     @user_errors
     @gpu
@@ -59,8 +61,8 @@ def build(engine: Engine) -> None:
                                       keep_layout=float(keep_layout), **options)  # fmt: skip
         return [(image, "original"), *shown], meta
 
-    describe_event = gr.on([describe_button.click, image.upload], describe, [image, controls.preset], description,
-                           api_name="describe", concurrency_id="captioner")  # fmt: skip
+    describe_event = gr.on([describe_button.click, image.upload], describe, [image, controls.preset, detailed],
+                           description, api_name="describe", concurrency_id="captioner")  # fmt: skip
     regenerate_event = regenerate_button.click(
         regenerate, [image, description, keep_layout, *controls.inputs(), slot], [comparison, fidelity],
         api_name="regenerate", concurrency_id="base_pipeline",
