@@ -117,7 +117,7 @@ def test_reference_image_changes_the_picture_and_leaves_other_jobs_untouched(eng
     [
         (lambda e: e.style_transfer(CONTENT, style_image=b"not an image", preset="sd15-lcm"),
          "`style_image` is not a readable image file"),
-        (lambda e: e.style_transfer(CONTENT, "Nonexistent", preset="sd15-lcm"), "`style` names an unknown style"),
+        (lambda e: e.style_transfer(CONTENT, "Nonexistent", preset="sd15-lcm"), "`style` names an unknown adapter 'Nonexistent', and no style preset"),
         (lambda e: e.style_transfer(CONTENT, preset="sd15-lcm"), "`style` is empty"),
         (lambda e: e.describe(CONTENT, preset="sd-turbo", detail="long"), "`detail` must be one of short, detailed"),
     ],

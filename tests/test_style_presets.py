@@ -56,7 +56,8 @@ def test_style_adapters_work_as_before(bundled):
     "call, message",
     [
         (lambda e: e.style_transfer(CONTENT, style_image=CONTENT), "Preset 'bundled' takes no `style_image`"),
-        (lambda e: e.style_transfer(CONTENT, "Vaporwave"), "`style` names an unknown style 'Vaporwave'; available: dotted"),
+        (lambda e: e.style_transfer(CONTENT, "Vaporwave"),
+         "`style` names an unknown adapter 'Vaporwave', and no style preset has that name; available: dotted"),
         (lambda e: e.style_transfer(CONTENT, "striped", preset="bundled-fast"), "offers no style adapters"),
         (lambda e: e.style_transfer(CONTENT, ""), "`style` is empty: pick a style or give a `style_image`"),
         (lambda e: e.style_transfer(CONTENT, "Watercolor", style_weight=9.0), "`style_weight` must be a number in"),
@@ -84,7 +85,7 @@ def test_a_malformed_styles_line_is_skipped_and_the_rest_load(tmp_path, monkeypa
 def test_style_requests_through_the_app(client, tmp_path):
     CONTENT.save(tmp_path / "content.png")
     picture = handle_file(str(tmp_path / "content.png"))
-    with pytest.raises(AppError, match="unknown style 'Vaporwave'"):
+    with pytest.raises(AppError, match="unknown adapter 'Vaporwave', and no style preset"):
         client.predict(image=picture, style="Vaporwave", api_name="/style_transfer")
     with pytest.raises(AppError, match="takes no `style_image`"):
         client.predict(image=picture, style="Watercolor", style_image=picture, api_name="/style_transfer")

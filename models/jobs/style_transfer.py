@@ -54,7 +54,8 @@ class StyleTransfer(Job):
             loaded.catalog.check({params.style: params.style_weight})
         elif params.style not in style_presets():
             listed = ", ".join([*loaded.catalog.names(), *style_presets()])
-            raise ValueError(f"`style` names an unknown style {params.style!r}; available: {listed}.")
+            raise ValueError(f"`style` names an unknown adapter {params.style!r}, and no style preset has that name; "
+                             f"available: {listed}.")  # fmt: skip
 
     def prepare(self, params: StyleTransferParams, loaded) -> Prepared:
         content = load_image(params.image)
