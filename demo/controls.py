@@ -91,6 +91,11 @@ def seed_box() -> gr.Number:
     return seed
 
 
+def sampler_choices(preset) -> list[tuple[str, str]]:
+    """The samplers a preset's model works with (a distilled student's own only), after its default."""
+    return [("model default", "")] + [(name, name) for name in preset.samplers or SCHEDULERS]
+
+
 def sampling_controls(engine: Engine, show_batch: bool = True, job: str = "") -> SamplingControls:
     """The settings every generating tab shares; `job` picks the preset's default guidance for that job."""
     preset = engine.preset()
@@ -102,7 +107,7 @@ def sampling_controls(engine: Engine, show_batch: bool = True, job: str = "") ->
             guidance = gr.Slider(0.0, LIMITS.max_guidance, value=preset.default_guidance(job), step=0.1,
                                  label="Guidance (CFG)")
         with gr.Row():
-            scheduler = gr.Dropdown([("model default", "")] + [(n, n) for n in SCHEDULERS], value="", label="Sampler")
+            scheduler = gr.Dropdown(sampler_choices(preset), value="", label="Sampler")
             num_images = gr.Slider(1, LIMITS.max_images, value=1, step=1, label="Images", visible=show_batch)
         with gr.Row():
             names = engine.adapters()
@@ -120,6 +125,12 @@ def sampling_controls(engine: Engine, show_batch: bool = True, job: str = "") ->
         preset_box.input(preset_defaults, preset_box, [steps, guidance], api_visibility="private")
         preset_box.change(lambda name: gr.update(choices=engine.adapters(name), value=[]), preset_box, picker,
                           api_visibility="private")  # fmt: skip
+
+        def preset_samplers(name, current):
+            choices = sampler_choices(engine.preset(name))
+            return gr.update(choices=choices, value=current if current in dict(choices).values() else "")
+
+        preset_box.change(preset_samplers, [preset_box, scheduler], scheduler, api_visibility="private")
     return SamplingControls(negative_prompt, seed, steps, guidance, scheduler, num_images, adapters, preset_box, fast_decode)
 
 

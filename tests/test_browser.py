@@ -169,3 +169,18 @@ def test_history_lists_kept_pictures_with_their_settings(page, url, tmp_path, mo
     page.get_by_role("tab", name="History").click()
     page.locator("#history-gallery img").first.click()
     page.get_by_text('"seed": 77').wait_for()
+
+
+def test_samplers_and_defaults_follow_the_distilled_preset(page):
+    page.get_by_role("tab", name="Text → image").click()
+    preset = page.get_by_label("Model preset").locator("visible=true")
+    if not preset.count():
+        page.locator("button:visible", has_text="Settings").first.click()
+    preset.first.click()
+    page.get_by_role("option", name="Bundled fast", exact=False).first.click()
+    steps = page.locator("input[aria-label='number input for Steps']:visible").first
+    page.wait_for_function("e => e.value === '1'", arg=steps.element_handle())
+    page.get_by_label("Sampler").locator("visible=true").first.click()
+    offered = page.get_by_role("option").all_inner_texts()
+    assert [text.strip() for text in offered] == ["model default", "lcm"], offered
+    page.keyboard.press("Escape")

@@ -35,7 +35,7 @@ from models.shapes import judge, parse, random_attributes
 
 from .common import EMA, command_line, optimizer_step, resume_run, set_seed, set_warmup_cosine_lr, training_parser
 from .evaluate import score_generator
-from .model_card import hardware
+from .model_card import hardware, write_model_card
 from .prune import init_from_teacher
 from .train_text_to_image import tokenize
 
@@ -249,6 +249,10 @@ def save_student(unet: UNet2DConditionModel, teacher: StableDiffusionPipeline, o
     half.to(torch.float16).save_pretrained(out / "unet")
     lcm_scheduler(teacher.scheduler.config).save_pretrained(out / "scheduler")
     (out / "distillation.json").write_text(json.dumps(facts, indent=1) + "\n")
+    write_model_card(out, "Depict distilled student (1-2 UNet passes)",
+                     "A UNet distilled from a 12-step classifier-free-guided teacher: it draws with `LCMScheduler` in "
+                     "one or two passes and no unconditional pass; the autoencoder, text encoder and captioner are "
+                     "the base preset's.", facts)  # fmt: skip
     (out / "preset.json").write_text(json.dumps(preset, indent=1) + "\n")
 
 

@@ -93,6 +93,14 @@ def check_sampling(params: SamplingParams) -> None:
         raise ValueError(f"`fast_decode` must be true, false or null, got {params.fast_decode!r}.")
 
 
+def check_preset_sampler(params, preset: Preset) -> None:
+    """A sampler the preset's model is made for (a distilled student draws only with its own)."""
+    chosen = getattr(params, "scheduler", None)
+    if chosen is not None and preset.samplers and chosen not in preset.samplers:
+        raise ValueError(f"`scheduler` must be one of {', '.join(preset.samplers)} for preset '{preset.name}' "
+                         f"(its model is distilled for it), got {chosen!r}.")  # fmt: skip
+
+
 @dataclass(frozen=True)
 class Resolved:
     """A request's settings with the preset's defaults filled in."""
@@ -128,6 +136,7 @@ class Job:
         started = time.perf_counter()
         preset = self.preset_for(params.preset)
         self.check_inputs(params, preset)
+        check_preset_sampler(params, preset)
         loaded = self.cache.get(preset)
         timings = {"load": time.perf_counter() - started}
         self.check_loaded(params, loaded)
@@ -207,6 +216,7 @@ def run_pipeline(loaded: LoadedPreset, prepared: Prepared, params: SamplingParam
         args = dict(prepared.args)
         adapters_decoder = None
         if role != "instruct_edit":
+            loaded.release_shared_adapters()
             adapters_decoder = loaded.adapters.apply(pipeline, prepared.adapters)
             args = loaded.prompts.substitute(pipeline, args, prepared.adapters)
         decoder = adapters_decoder or tiny
