@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from models import Engine
-from models.devices import choose_policy
+from models.devices import choose_policy, cpu_has_native_bf16
 from models.metrics import psnr
 from tests.test_engine import PROMPT, pixels
 
@@ -36,11 +37,21 @@ def test_fast_decode_uses_the_tiny_autoencoder_on_cpu_by_default(engine):
     assert edited.metadata["decoder"] == "tiny" and edited.images[0].size == (64, 64)
 
 
+def cpu_flags() -> set[str]:
+    """The CPU's flags as the kernel lists them (a source independent of torch's checks)."""
+    lines = Path("/proc/cpuinfo").read_text().splitlines()
+    return set(next(line.split(":", 1)[1].split() for line in lines if line.startswith("flags")))
+
+
+def test_native_bf16_means_avx512_bf16_or_amx_not_just_avx512():
+    assert cpu_has_native_bf16() == bool(cpu_flags() & {"avx512_bf16", "amx_tile"})
+
+
 def test_cpu_dtype_is_fp32_for_small_models_and_bf16_for_large_ones_where_native(monkeypatch):
     monkeypatch.delenv("DEPICT_DTYPE", raising=False)
     policy = choose_policy("cpu")
     assert policy.dtype == torch.float32 and policy.for_preset(large_model=False).dtype == torch.float32
-    native = torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    native = cpu_has_native_bf16()
     assert policy.for_preset(large_model=True).dtype == (torch.bfloat16 if native else torch.float32)
     assert choose_policy("cpu", "float32").for_preset(large_model=True).dtype == torch.float32  # asked: kept
     monkeypatch.setenv("DEPICT_DTYPE", "bfloat16")
@@ -53,7 +64,7 @@ def test_large_presets_load_in_the_policy_dtype(tiny_preset, tmp_path, monkeypat
     spec = json.loads((folder / "preset.json").read_text())
     (folder / "preset.json").write_text(json.dumps({**spec, "cpu_bfloat16": True}))
     result = Engine(preset=str(folder)).text_to_image(PROMPT, seed=1)
-    expected = "bfloat16" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "float32"
+    expected = "bfloat16" if cpu_has_native_bf16() else "float32"
     assert result.metadata["dtype"] == expected and result.images[0].size == (64, 64)
 
 
