@@ -2,7 +2,8 @@
 
 Latency does not depend on weight values, so these time SD-Turbo (SD 2.1 UNet, OpenCLIP-H text encoder, SD VAE)
 and SD 1.5 (+ an LCM-LoRA-shaped adapter) without downloading anything. Each folder is a diffusers pipeline
-plus a `vae_tiny/` (TAESD-shaped `AutoencoderTiny`) and a `preset.json`, so Depict's engine serves it as a preset.
+plus a `vae_tiny/` (TAESD-shaped `AutoencoderTiny`) and a `preset.json`, so Depict's engine serves it as a preset
+(bf16, compile and the tiny decoder chosen by its speed policy, `models/speed.py`).
 """
 
 from __future__ import annotations
@@ -48,8 +49,8 @@ LCM_LORA_RANK = 64
 LCM_LORA_TARGETS = ["to_q", "to_k", "to_v", "to_out.0", "proj_in", "proj_out", "ff.net.0.proj", "ff.net.2",
                     "conv1", "conv2", "time_emb_proj"]  # fmt: skip
 PRESETS = {  # how each is run: SD-Turbo 1 step without guidance, SD 1.5 + LCM 4 steps
-    "sd-turbo": {"steps": 1, "guidance": 0.0, "cpu_bfloat16": True},
-    "sd15": {"steps": 4, "guidance": 1.0, "cpu_bfloat16": True,
+    "sd-turbo": {"steps": 1, "guidance": 0.0},
+    "sd15": {"steps": 4, "guidance": 1.0,
              "speed_adapter": "lcm_lora:pytorch_lora_weights.safetensors"},
 }
 
@@ -76,7 +77,7 @@ def build(name: str, folder: str | Path) -> Path:
     pipeline.save_pretrained(folder / "text_to_image")
     AutoencoderTiny().save_pretrained(folder / "vae_tiny")
     preset = {"label": f"{name} architecture, random weights", "text_to_image": "text_to_image",
-              "vae_tiny": "vae_tiny", "width": 512, "height": 512, **PRESETS[name]}  # fmt: skip
+              "width": 512, "height": 512, **PRESETS[name]}  # fmt: skip
     if name == "sd15":
         unet = pipeline.unet
         unet.add_adapter(LoraConfig(r=LCM_LORA_RANK, lora_alpha=LCM_LORA_RANK, target_modules=LCM_LORA_TARGETS,

@@ -190,7 +190,8 @@ def run_and_show(job, slot: dict | None, history, progress: gr.Progress, **kwarg
     """Run an engine job with progress and a cancel handle; (gallery items, metadata, new history).
 
     The result's warnings (and any about keeping it on disk) are shown and returned in its metadata."""
-    control = JobControl(on_step=lambda done, total: progress((done, total), desc="denoising"))
+    control = JobControl(on_step=lambda done, total: progress((done, total), desc="denoising"),
+                         on_message=lambda text: progress(None, desc=text))  # fmt: skip
     if slot is not None:
         slot["control"] = control
     result = job(control=control, **kwargs)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import psutil
 import torch
@@ -24,20 +24,11 @@ class DevicePolicy:
     attention_slicing: bool
     vae_tiling: bool
     cpu_offload: bool
-    dtype_chosen: bool = False  # set by the caller or `DEPICT_DTYPE`: never changed per preset
-    compile: bool = False  # `torch.compile` the UNet (env `DEPICT_COMPILE`)
+    dtype_chosen: bool = False  # set by the caller or `DEPICT_DTYPE`: never changed per model (`models.speed`)
 
     @property
     def key(self) -> tuple[str, str]:
         return self.device, str(self.dtype).removeprefix("torch.")
-
-    def for_preset(self, large_model: bool) -> DevicePolicy:
-        """This policy for one preset: bf16 instead of fp32 on a CPU with native bf16 (AVX512-BF16/AMX) when the
-        preset's models are large enough for it to pay (bench/speed.py: SD-Turbo UNet step 1.85x faster in bf16;
-        the bundled text-to-image 1.01x, at 52 dB from fp32, so it stays fp32)."""
-        if self.dtype_chosen or self.device != "cpu" or not large_model or not cpu_has_native_bf16():
-            return self
-        return replace(self, dtype=torch.bfloat16)
 
 
 def _flag(name: str, automatic: bool) -> bool:
@@ -52,7 +43,7 @@ def free_memory(device: str) -> int:
 
 
 def default_dtype(device: str) -> str:
-    """fp16 on CUDA; fp32 on CPU (`DevicePolicy.for_preset` moves large presets to bf16 where the CPU has it)."""
+    """fp16 on CUDA; fp32 on CPU (`models.speed` moves large models to bf16 where the CPU has it)."""
     return "float16" if device.startswith("cuda") else "float32"
 
 
@@ -63,9 +54,14 @@ def cpu_has_native_bf16() -> bool:
     return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
 
 
+def cpu_has_vnni() -> bool:
+    """Whether the CPU has AVX512-VNNI/AVX-VNNI, the int8 dot products that make int8 UNets pay (STACK_NOTES)."""
+    return bool(torch.cpu._is_vnni_supported())
+
+
 def choose_policy(device: str | None = None, dtype: str | None = None) -> DevicePolicy:
     """CUDA with fp16 when present, else CPU with fp32 (env `DEPICT_DEVICE`, `DEPICT_DTYPE`, `DEPICT_SLICING`,
-    `DEPICT_VAE_TILING`, `DEPICT_CPU_OFFLOAD`, `DEPICT_COMPILE` = auto|on|off)."""
+    `DEPICT_VAE_TILING`, `DEPICT_CPU_OFFLOAD` = auto|on|off)."""
     device = device or os.environ.get("DEPICT_DEVICE") or ("cuda" if torch.cuda.is_available() else "cpu")
     chosen = dtype or os.environ.get("DEPICT_DTYPE")
     dtype_name = chosen or default_dtype(device)
@@ -78,7 +74,6 @@ def choose_policy(device: str | None = None, dtype: str | None = None) -> Device
         vae_tiling=_flag("DEPICT_VAE_TILING", low),
         cpu_offload=_flag("DEPICT_CPU_OFFLOAD", device.startswith("cuda") and free < _OFFLOAD_BYTES),
         dtype_chosen=bool(chosen),
-        compile=_flag("DEPICT_COMPILE", False),
     )
 
 
@@ -96,12 +91,13 @@ def xformers_available() -> bool:
     return True
 
 
-def configure_pipeline(pipeline, policy: DevicePolicy) -> str:
-    """Move a pipeline to the policy's device, set attention and memory options; returns the attention backend."""
+def configure_pipeline(pipeline, policy: DevicePolicy, compile_unet: bool = False) -> str:
+    """Move a pipeline to the policy's device and dtype, set attention and memory options, compile its UNet when
+    asked; returns the attention backend."""
     if policy.cpu_offload:
         pipeline.enable_model_cpu_offload()
     else:
-        pipeline.to(policy.device)
+        pipeline.to(policy.device, policy.dtype)
     backend = "sdpa"
     if policy.device.startswith("cuda") and xformers_available():
         pipeline.enable_xformers_memory_efficient_attention()
@@ -112,7 +108,7 @@ def configure_pipeline(pipeline, policy: DevicePolicy) -> str:
         module = getattr(pipeline, name, None)
         if module is not None:
             module.to(memory_format=memory_format(policy.dtype))
-    if policy.compile and getattr(pipeline, "unet", None) is not None:
+    if compile_unet and getattr(pipeline, "unet", None) is not None:
         pipeline.unet.compile()  # in place: the module, its weights and its adapters stay shared
     vae = getattr(pipeline, "vae", None)
     if policy.vae_tiling and vae is not None and hasattr(vae, "enable_tiling"):

@@ -47,6 +47,9 @@ REPOS: dict[str, dict[str, str]] = {
         "config.json", "generation_config.json", "model.safetensors", "processor_config.json", "tokenizer.json",
         "tokenizer_config.json")},  # fmt: skip
 }
+TINY_AUTOENCODERS = {"sd": "madebyollin/taesd", "sdxl": "madebyollin/taesdxl"}  # latent family -> its tiny decoder
+FAMILIES = {"stabilityai/sd-turbo": "sd", "stabilityai/sdxl-turbo": "sdxl",
+            "stable-diffusion-v1-5/stable-diffusion-v1-5": "sd"}  # fmt: skip
 _SHARED_WITH_BASE = ("vae/", "text_encoder/", "tokenizer/")
 FP16_VARIANTS = {"stabilityai/sd-turbo", "stabilityai/sdxl-turbo", "stable-diffusion-v1-5/stable-diffusion-v1-5"}
 
@@ -71,7 +74,8 @@ def reference_files(spec: str) -> list[str]:
 def files(preset: Preset, fp16: bool = False) -> dict[str, list[str]]:
     """Repo -> the exact files `preset` loads from it (fp16 weights where the repo has them, when `fp16`)."""
     needed: dict[str, list[str]] = {}
-    sources = [*preset.sources().values(), preset.vae_tiny, (preset.speed_adapter or "").partition(":")[0]]
+    tiny = TINY_AUTOENCODERS.get(FAMILIES.get(preset.text_to_image))  # the speed policy's decoder for its family
+    sources = [*preset.sources().values(), tiny, (preset.speed_adapter or "").partition(":")[0]]
     for source in filter(lambda source: source in REPOS, sources):  # hub ids; a local preset's folders need nothing
         name = variant(source, torch.float16 if fp16 else torch.float32)
         paths = [_with_variant(path, name) if kind else path for path, kind in REPOS[source].items()]

@@ -12,6 +12,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -25,9 +26,10 @@ from diffusers import (
     UNet2DConditionModel,
 )
 
-from . import hub
+from . import compile_cache, hub
 from .adapters import AdapterCatalog, AdapterState
 from .captioner import Captioner
+from .control import JobControl
 from .devices import DevicePolicy, configure_pipeline, memory_format
 from .errors import PresetUnavailable
 from .presets import Preset, hub_reachable, is_available
@@ -35,6 +37,7 @@ from .prompt_cache import PromptCache
 from .reference import ReferenceAdapter
 from .schedulers import make_scheduler
 from .settings import adapters_dir, max_loaded_presets
+from .speed import decide
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +46,8 @@ ROLES = ("text_to_image", "image_to_image", "inpaint", "instruct_edit", "caption
 _PIPELINE_LOAD_OPTIONS = {"use_safetensors": True, "trust_remote_code": False, "safety_checker": None,
                           "feature_extractor": None, "requires_safety_checker": False}  # fmt: skip
 SPEED_ADAPTER = "speed"
+COMPILING = ("Compiling the model for this image size: the first image on this machine waits for it, "
+             "later starts read the compile cache.")  # fmt: skip
 
 
 def load_pretrained(loader, source: str, preset: Preset, role: str, **kwargs):
@@ -66,7 +71,8 @@ class LoadedPreset:
     """A preset's pipelines on one device: the base, its derived task pipelines, adapters and a lock.
 
     `lock` guards everything that shares the base modules (base, img2img, inpaint, adapter state);
-    the instruct-edit pipeline has its own UNet and its own lock.
+    the instruct-edit pipeline has its own UNet and its own lock. `speed` is the speed policy decided from the base
+    model when it loads (`models.speed`); `policy` carries the dtype it chose.
     """
 
     def __init__(self, preset: Preset, policy: DevicePolicy, shared: LoadedPreset | None = None):
@@ -76,14 +82,20 @@ class LoadedPreset:
         self._load_lock = threading.Lock()
         self._pipelines: dict[tuple, object] = {}
         self._tiny_vae: AutoencoderTiny | None = None
+        self._warm: set[tuple] = set()  # (UNet, shape) pairs whose compiled forward has run
         self.load_seconds: dict[str, float] = {}
+        self.compile_seconds: dict[tuple, float] = {}  # first compiled call per (role, shape), compile included
         self.prompts = PromptCache()
         started = time.perf_counter()
         self.base = self._load_student(shared) if shared else load_pretrained(
             AutoPipelineForText2Image.from_pretrained, preset.text_to_image, preset, "text_to_image",
             dtype=policy.dtype, variant=hub.variant(preset.text_to_image, policy.dtype), **_PIPELINE_LOAD_OPTIONS,
         )  # fmt: skip
-        self.attention = configure_pipeline(self.base, policy)
+        self.speed = decide(self.base, preset, replace(policy, dtype_chosen=True) if shared else policy)
+        self.policy = policy = replace(policy, dtype=self.speed.torch_dtype)
+        if self.speed.compile:
+            compile_cache.prepare()
+        self.attention = configure_pipeline(self.base, policy, self.speed.compile)
         self.scheduler_configs = {"text_to_image": dict(self.base.scheduler.config)}
         folders = [Path(preset.adapters_dir)] if preset.adapters_dir else []
         self.catalog = AdapterCatalog([*folders, adapters_dir()] if preset.offers_adapters() else [])
@@ -94,7 +106,8 @@ class LoadedPreset:
             self.adapters.fuse_fixed(self.base, {SPEED_ADAPTER: (source, weight_name or "pytorch_lora_weights.safetensors")})
         self._pipelines[self.key("text_to_image")] = self.base
         self.load_seconds["text_to_image"] = time.perf_counter() - started
-        log.info("loaded %s text_to_image in %.2fs (%s, %s)", preset.name, self.load_seconds["text_to_image"], *policy.key)
+        log.info("loaded %s text_to_image in %.2fs (%s, %s; %s)", preset.name, self.load_seconds["text_to_image"],
+                 *policy.key, "; ".join(self.speed.reasons))  # fmt: skip
 
     def _load_student(self, shared: LoadedPreset):
         """The preset folder's UNet and scheduler in a pipeline sharing every other module of `shared`'s base."""
@@ -159,23 +172,37 @@ class LoadedPreset:
             dtype=self.policy.dtype, variant=hub.variant(preset.instruct_edit, self.policy.dtype), **shared,
             **_PIPELINE_LOAD_OPTIONS,
         )  # fmt: skip
-        configure_pipeline(pipeline, self.policy)
+        configure_pipeline(pipeline, self.policy, self.speed.compile)
         return pipeline
 
     def tiny_vae(self) -> AutoencoderTiny | None:
-        """The preset's tiny autoencoder for fast decode, loaded on first use; None if it has none or it is missing."""
-        if not self.preset.vae_tiny or self._tiny_vae is not None:
+        """The speed policy's tiny autoencoder for fast decode, loaded on first use; None if none is at hand."""
+        if not self.speed.tiny_decoder or self._tiny_vae is not None:
             return self._tiny_vae
         with self._load_lock:
             if self._tiny_vae is None:
                 try:
-                    vae = load_pretrained(AutoencoderTiny.from_pretrained, self.preset.vae_tiny, self.preset, "vae_tiny",
+                    vae = load_pretrained(AutoencoderTiny.from_pretrained, self.speed.tiny_decoder, self.preset, "vae_tiny",
                                           dtype=self.policy.dtype, use_safetensors=True)  # fmt: skip
                 except PresetUnavailable as error:
                     log.warning("fast decode off for %s: %s", self.preset.name, error)
                     return None
                 self._tiny_vae = vae.to(self.policy.device, memory_format=memory_format(self.policy.dtype)).eval()
         return self._tiny_vae
+
+    def first_call(self, pipeline, shape: tuple, control: JobControl, run):
+        """`run()`; when the pipeline's compiled UNet has not yet run at this shape, say that the request waits for
+        compilation, time it, and survive a broken compile cache (`compile_cache.guarded_call`)."""
+        unet = getattr(pipeline, "unet", None)
+        if unet is None or unet._compiled_call_impl is None or (id(unet), shape) in self._warm:
+            return run()
+        control.report(COMPILING)
+        started = time.perf_counter()
+        output = compile_cache.guarded_call(run, unet)
+        self._warm.add((id(unet), shape))
+        self.compile_seconds[shape] = time.perf_counter() - started
+        log.info("first compiled call of %s at %s: %.1fs", self.preset.name, shape, self.compile_seconds[shape])
+        return output
 
     def lock_for(self, role: str) -> threading.RLock:
         return self.instruct_lock if role == "instruct_edit" else self.lock
@@ -204,8 +231,7 @@ class PipelineCache:
             with self._lock:
                 if preset.name in self._loaded:
                     return self._loaded[preset.name]
-            policy = shared.policy if shared else self.policy.for_preset(preset.cpu_bfloat16)
-            entry = LoadedPreset(preset, policy, shared)
+            entry = LoadedPreset(preset, shared.policy if shared else self.policy, shared)
             with self._lock:
                 self._loaded[preset.name] = entry
                 self._evict()

@@ -37,7 +37,7 @@ class Preset:
     instruct_shares_components: bool = False  # instruct-edit UNet reuses the base VAE and text encoder
     speed_adapter: str | None = None  # a LoRA always active (e.g. LCM-LoRA), as "repo_or_folder[:weight_name]"
     adapters_dir: str | None = None  # the preset's own LoRA adapters (e.g. bundled styles)
-    vae_tiny: str | None = None  # an AutoencoderTiny companion for fast decode
+    vae_tiny: str | None = None  # the folder's own AutoencoderTiny (`vae_tiny/`); hub families get theirs by policy
     steps: int = 25
     guidance: float = 7.5
     width: int = 512
@@ -46,7 +46,6 @@ class Preset:
     image_guidance: float = 1.5  # instruct-edit: how closely to follow the input image
     style_guidance: float | None = None  # style transfer's default guidance; None: `guidance`
     shapes_world: bool = False  # the bundled family: captions follow the shapes grammar
-    cpu_bfloat16: bool = False  # models large enough that bf16 pays on CPUs with native bf16 (`DevicePolicy.for_preset`)
     base: str | None = None  # a preset whose autoencoder, text encoder and captioner this one shares (loaded once)
     samplers: tuple[str, ...] = ()  # the samplers its model is made for (a distilled student's); empty: any
     reference_adapter: str | None = None  # IP-Adapter for style reference images, "repo:subfolder/weight.safetensors"
@@ -87,12 +86,12 @@ HUB_PRESETS = {
     "sd-turbo": Preset(
         name="sd-turbo", label="SD-Turbo (hub, 1-4 steps)", text_to_image="stabilityai/sd-turbo",
         captioner=CAPTIONER, instruct_edit="timbrooks/instruct-pix2pix",
-        vae_tiny="madebyollin/taesd", steps=1, guidance=0.0, width=512, height=512, cpu_bfloat16=True,
+        steps=1, guidance=0.0, width=512, height=512,
     ),
     "sdxl-turbo": Preset(
         name="sdxl-turbo", label="SDXL-Turbo (hub, 1-4 steps)", text_to_image="stabilityai/sdxl-turbo",
         captioner=CAPTIONER, instruct_edit="timbrooks/instruct-pix2pix",
-        vae_tiny="madebyollin/taesdxl", steps=1, guidance=0.0, width=512, height=512, cpu_bfloat16=True,
+        steps=1, guidance=0.0, width=512, height=512,
         reference_adapter="h94/IP-Adapter:sdxl_models/ip-adapter_sdxl.safetensors",
     ),
     "sd15-lcm": Preset(
@@ -100,8 +99,8 @@ HUB_PRESETS = {
         text_to_image="stable-diffusion-v1-5/stable-diffusion-v1-5",
         captioner=CAPTIONER, instruct_edit="timbrooks/instruct-pix2pix",
         instruct_shares_components=True, speed_adapter="latent-consistency/lcm-lora-sdv1-5",
-        vae_tiny="madebyollin/taesd", steps=4, guidance=1.0, width=512, height=512, scheduler="lcm",
-        cpu_bfloat16=True, reference_adapter="h94/IP-Adapter:models/ip-adapter_sd15.safetensors",
+        steps=4, guidance=1.0, width=512, height=512, scheduler="lcm",
+        reference_adapter="h94/IP-Adapter:models/ip-adapter_sd15.safetensors",
     ),
 }  # fmt: skip
 
@@ -137,14 +136,18 @@ def is_available(source: str) -> bool:
 
 
 def preset_from_folder(folder: str | Path, name: str | None = None) -> Preset:
-    """A preset described by `folder/preset.json`, or a bare diffusers text-to-image folder."""
+    """A preset described by `folder/preset.json`, or a bare diffusers text-to-image folder; a `vae_tiny/` beside
+    it is its tiny autoencoder."""
     folder = Path(folder).resolve()
     spec_file = folder / "preset.json"
+    tiny = "vae_tiny" if (folder / "vae_tiny" / "config.json").is_file() else None
     if not spec_file.is_file():
         if (folder / "model_index.json").is_file():
-            return Preset(name=name or folder.name, label=f"Local: {folder.name}", text_to_image=str(folder), local=True)
+            return Preset(name=name or folder.name, label=f"Local: {folder.name}", text_to_image=str(folder), local=True,
+                          vae_tiny=tiny and str(folder / tiny))  # fmt: skip
         raise PresetUnavailable(f"{folder} has neither a preset.json nor a model_index.json: it is not a model folder.")
-    spec = json.loads(spec_file.read_text())
+    spec = {"vae_tiny": tiny, **json.loads(spec_file.read_text())}
+    spec.pop("cpu_bfloat16", None)  # older folders' speed flag: the speed policy decides now (models/speed.py)
     spec["samplers"] = tuple(spec.get("samplers", ()))
     for role in ("text_to_image", "captioner", "instruct_edit", "adapters_dir", "vae_tiny"):
         if spec.get(role):

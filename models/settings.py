@@ -58,4 +58,30 @@ def max_loaded_presets() -> int:
     return _env_int("DEPICT_MAX_LOADED_PRESETS", 2)
 
 
+def large_unet_parameters() -> int:
+    """UNets with at least this many parameters are large enough for bf16 and compile to pay (env
+    `DEPICT_LARGE_UNET`; SD-sized UNets hold ~860M, the bundled ones ~5M)."""
+    return _env_int("DEPICT_LARGE_UNET", 100_000_000)
+
+
+def _env_mode(name: str, modes: tuple[str, ...]) -> str:
+    """An `auto|...|off` switch; `1`/`true`/`yes` read as the first non-auto mode, `0`/`false`/`no` as off."""
+    value = os.environ.get(name, "auto").strip().lower() or "auto"
+    value = {"1": modes[1], "true": modes[1], "yes": modes[1], "0": "off", "false": "off", "no": "off"}.get(value, value)
+    if value not in modes:
+        raise ValueError(f"`{name}` must be one of {', '.join(modes)}, got {value!r}.")
+    return value
+
+
+def compile_mode() -> str:
+    """`DEPICT_COMPILE`: auto (large UNets), on (every UNet) or off (no compile and no compile cache)."""
+    return _env_mode("DEPICT_COMPILE", ("auto", "on", "off"))
+
+
+def compile_cache_dir() -> Path:
+    """Where compiled kernels and graphs are kept across starts (env `DEPICT_COMPILE_CACHE`, default
+    `./compile_cache`, git-ignored)."""
+    return Path(os.environ.get("DEPICT_COMPILE_CACHE", "compile_cache"))
+
+
 LIMITS = Limits()

@@ -1,4 +1,5 @@
-"""The engine's fast paths: prompt-embedding cache, tiny-autoencoder decode, CPU dtype policy, channels_last."""
+"""The engine's fast paths: prompt-embedding cache, tiny-autoencoder decode, CPU bf16 flags, channels_last
+(the speed policy that picks them: tests/test_speed_policy.py)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,7 @@ import numpy as np
 import torch
 
 from models import Engine
-from models.devices import choose_policy, cpu_has_native_bf16
-from models.metrics import psnr
+from models.devices import cpu_has_native_bf16
 from tests.test_engine import PROMPT, pixels
 
 
@@ -47,27 +47,6 @@ def test_native_bf16_means_avx512_bf16_or_amx_not_just_avx512():
     assert cpu_has_native_bf16() == bool(cpu_flags() & {"avx512_bf16", "amx_tile"})
 
 
-def test_cpu_dtype_is_fp32_for_small_models_and_bf16_for_large_ones_where_native(monkeypatch):
-    monkeypatch.delenv("DEPICT_DTYPE", raising=False)
-    policy = choose_policy("cpu")
-    assert policy.dtype == torch.float32 and policy.for_preset(large_model=False).dtype == torch.float32
-    native = cpu_has_native_bf16()
-    assert policy.for_preset(large_model=True).dtype == (torch.bfloat16 if native else torch.float32)
-    assert choose_policy("cpu", "float32").for_preset(large_model=True).dtype == torch.float32  # asked: kept
-    monkeypatch.setenv("DEPICT_DTYPE", "bfloat16")
-    assert choose_policy("cpu").for_preset(large_model=False).dtype == torch.bfloat16
-
-
-def test_large_presets_load_in_the_policy_dtype(tiny_preset, tmp_path, monkeypatch):
-    monkeypatch.delenv("DEPICT_DTYPE", raising=False)
-    folder = shutil.copytree(tiny_preset, tmp_path / "large")
-    spec = json.loads((folder / "preset.json").read_text())
-    (folder / "preset.json").write_text(json.dumps({**spec, "cpu_bfloat16": True}))
-    result = Engine(preset=str(folder)).text_to_image(PROMPT, seed=1)
-    expected = "bfloat16" if cpu_has_native_bf16() else "float32"
-    assert result.metadata["dtype"] == expected and result.images[0].size == (64, 64)
-
-
 def test_half_precision_runs_channels_last_and_fp32_does_not(tiny_preset, engine):
     fp32 = engine.load().base
     assert fp32.unet.conv_in.weight.is_contiguous()  # NHWC made fp32 slower on CPU (bench/speed.py probe)
@@ -96,12 +75,3 @@ def test_a_preset_speed_adapter_is_fused_into_the_weights(tiny_preset, engine, t
     assert np.abs(fused - image(engine)).mean() > 1.5  # and it does change the image
     assert not np.array_equal(image(fused_engine, adapters={"cool": 1.0}), fused)  # request adapters on top
     assert np.array_equal(image(fused_engine), fused)  # and off again
-
-
-def test_compiled_unet_gives_the_eager_image(tiny_preset, engine, monkeypatch):
-    monkeypatch.setenv("DEPICT_COMPILE", "1")
-    compiled = Engine(preset=str(tiny_preset))
-    result = compiled.text_to_image(PROMPT, seed=4, fast_decode=False)
-    assert compiled.load().base.unet._compiled_call_impl is not None
-    eager = engine.text_to_image(PROMPT, seed=4, fast_decode=False)
-    assert psnr(result.images[0], eager.images[0]) > 40

@@ -60,7 +60,7 @@ def save_lora(unet, folder: Path, name: str, seed: int, rank: int = 4) -> Path:
 
 def build_tiny_preset(folder: Path, adapters=("warm", "cool")) -> Path:
     """A complete preset folder: text-to-image, captioner, instruct-edit (sharing VAE and text encoder), LoRAs,
-    and a tiny autoencoder."""
+    and a tiny autoencoder (`vae_tiny/`, found by the speed policy)."""
     folder = Path(folder)
     components = _components(seed=0)
     pipeline = StableDiffusionPipeline(**components)
@@ -87,7 +87,7 @@ def build_tiny_preset(folder: Path, adapters=("warm", "cool")) -> Path:
     spec = {
         "label": "Tiny random test preset", "text_to_image": "text_to_image", "captioner": "captioner",
         "instruct_edit": "instruct_edit", "instruct_shares_components": True, "adapters_dir": "adapters",
-        "vae_tiny": "vae_tiny", "steps": 2, "guidance": 3.0, "style_guidance": 2.0, "width": 64, "height": 64,
+        "steps": 2, "guidance": 3.0, "style_guidance": 2.0, "width": 64, "height": 64,
     }  # fmt: skip
     (folder / "preset.json").write_text(json.dumps(spec, indent=1))
     return folder

@@ -186,6 +186,7 @@ class Job:
             "decoder": prepared.extras.get("decoder", "full"),
             "device": loaded.policy.device,
             "dtype": loaded.policy.key[1],
+            "speed_policy": loaded.speed.as_metadata(),
         }
 
 
@@ -224,15 +225,12 @@ def run_pipeline(loaded: LoadedPreset, prepared: Prepared, params: SamplingParam
         if decoder is not None:
             args["output_type"] = "latent"
         pipeline.scheduler = make_scheduler(params.scheduler, loaded.scheduler_configs[role])
+        call = dict(args, num_inference_steps=resolved.steps, guidance_scale=resolved.guidance,
+                    num_images_per_prompt=params.num_images, generator=generators(params.seed, params.num_images),
+                    callback_on_step_end=control.callback(resolved.steps))  # fmt: skip
+        shape = (role, resolved.width, resolved.height, params.num_images, resolved.guidance > 1)
         try:
-            output = pipeline(
-                **args,
-                num_inference_steps=resolved.steps,
-                guidance_scale=resolved.guidance,
-                num_images_per_prompt=params.num_images,
-                generator=generators(params.seed, params.num_images),
-                callback_on_step_end=control.callback(resolved.steps),
-            )
+            output = loaded.first_call(pipeline, shape, control, lambda: pipeline(**call))
         except torch.OutOfMemoryError as error:
             loaded.adapters.reset()
             PipelineCache.empty_device_cache()

@@ -1,0 +1,100 @@
+"""The speed policy: how one loaded model runs fastest, decided once from the model itself, not from preset flags.
+
+From the UNet's parameter count, the autoencoder's latent channels and scaling factor, the pipeline class, the device
+and what the CPU really runs fast (AVX512-BF16/AMX for bf16, VNNI for int8), it picks the dtype (bf16 for large
+models on CPUs with native bf16, channels-last with it), compile (large UNets, `DEPICT_COMPILE`), int8
+(`DEPICT_QUANTIZE`) and a tiny-autoencoder companion (the folder's `vae_tiny/`, else TAESD/TAESDXL for the SD
+families from the hub cache). Every result's metadata carries it as `speed_policy`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+
+from . import hub
+from .devices import DevicePolicy, cpu_has_native_bf16, cpu_has_vnni, memory_format
+from .presets import Preset, is_available
+from .settings import compile_mode, large_unet_parameters
+
+# (latent channels, scaling factor, SDXL pipeline) -> latent family; TAESD decodes SD 1.x/2.x latents, TAESDXL SDXL's
+_FAMILIES = {(4, 0.18215, False): "sd", (4, 0.13025, True): "sdxl"}
+
+
+@dataclass(frozen=True)
+class SpeedPolicy:
+    """What one loaded model runs with, and why."""
+
+    unet_parameters: int
+    family: str | None  # "sd" (SD 1.x/2.x latents), "sdxl", or None (a family of its own, e.g. the bundled one)
+    device: str
+    cpu_bf16: bool  # AVX512-BF16 or AMX
+    cpu_vnni: bool
+    dtype: str
+    channels_last: bool
+    compile: bool
+    quantize: str  # "int8" or "off"
+    tiny_decoder: str | None  # folder or hub id of the AutoencoderTiny companion
+    reasons: tuple[str, ...]
+
+    @property
+    def torch_dtype(self) -> torch.dtype:
+        return getattr(torch, self.dtype)
+
+    def as_metadata(self) -> dict:
+        return {**asdict(self), "reasons": list(self.reasons)}
+
+
+def parameters(module) -> int:
+    return sum(p.numel() for p in module.parameters()) if module is not None else 0
+
+
+def latent_family(pipeline) -> str | None:
+    """`sd`, `sdxl` or None, from the autoencoder's latent channels and scaling factor and the pipeline class."""
+    vae = getattr(pipeline, "vae", None)
+    if vae is None:
+        return None
+    xl = "XL" in type(pipeline).__name__
+    channels, scale = vae.config.get("latent_channels"), vae.config.get("scaling_factor") or 0.0
+    matches = (name for (c, s, x), name in _FAMILIES.items() if (c, x) == (channels, xl) and math.isclose(s, scale))
+    return next(matches, None)
+
+
+def tiny_companion(preset: Preset, family: str | None) -> str | None:
+    """The folder's `vae_tiny/`, else the family's tiny autoencoder when it is in the hub cache or one of the
+    preset's own downloads; None when none is at hand."""
+    if preset.vae_tiny:
+        return preset.vae_tiny
+    repo = hub.TINY_AUTOENCODERS.get(family)
+    if repo and (is_available(repo) or repo in hub.files(preset)):
+        return repo
+    return None
+
+
+def decide(pipeline, preset: Preset, policy: DevicePolicy) -> SpeedPolicy:
+    """The policy for `pipeline` (as loaded, before any cast) on `policy`'s device."""
+    unet = getattr(pipeline, "unet", None)
+    count = parameters(unet)
+    large = count >= large_unet_parameters()
+    native_bf16, vnni = policy.device == "cpu" and cpu_has_native_bf16(), policy.device == "cpu" and cpu_has_vnni()
+    size = f"UNet {count / 1e6:.1f}M parameters ({'at or over' if large else 'under'} {large_unet_parameters() / 1e6:.0f}M)"
+    reasons = [size]
+    dtype = policy.dtype
+    if policy.dtype_chosen:
+        reasons.append(f"dtype {policy.key[1]} as asked")
+    elif large and native_bf16:
+        dtype = torch.bfloat16
+        reasons.append("bf16: large UNet on a CPU with AVX512-BF16/AMX")
+    elif policy.device == "cpu":
+        reasons.append("fp32: " + ("small UNet" if native_bf16 else "no native bf16 on this CPU"))
+    mode = compile_mode()
+    compiled = unet is not None and mode != "off" and not policy.cpu_offload and (mode == "on" or large)
+    reasons.append(f"compile {'on' if compiled else 'off'} (DEPICT_COMPILE={mode})")
+    family = latent_family(pipeline)
+    return SpeedPolicy(
+        unet_parameters=count, family=family, device=policy.device, cpu_bf16=native_bf16, cpu_vnni=vnni,
+        dtype=str(dtype).removeprefix("torch."), channels_last=memory_format(dtype) == torch.channels_last,
+        compile=compiled, quantize="off", tiny_decoder=tiny_companion(preset, family), reasons=tuple(reasons),
+    )  # fmt: skip

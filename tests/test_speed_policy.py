@@ -1,0 +1,166 @@
+"""The speed policy (`models/speed.py`): chosen from the model itself, the device and the CPU's flags; the compile
+cache (`models/compile_cache.py`) paid once and rebuilt when broken."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+import torch
+from diffusers import AutoencoderTiny
+from huggingface_hub import constants
+from torch._dynamo.utils import counters
+
+from models import Engine, JobControl, speed
+from models.compile_cache import STAMP, guarded_call, prepare
+from models.devices import choose_policy
+from models.metrics import psnr
+from models.pipelines import COMPILING
+from tests.hub_cache import snapshot
+from tests.test_engine import PROMPT
+
+LARGE = 1_000  # a threshold the tiny test UNet is over
+
+
+@pytest.mark.parametrize(
+    "threshold, native_bf16, compile_env, dtype, expected",
+    [  # threshold, CPU has native bf16, DEPICT_COMPILE, asked dtype -> (dtype, channels_last, compile)
+        (None, True, "auto", None, ("float32", False, False)),  # small: left alone
+        (LARGE, True, "auto", None, ("bfloat16", True, True)),  # large on a bf16 CPU: bf16, NHWC, compiled
+        (LARGE, False, "auto", None, ("float32", False, True)),  # large, bf16 emulated: fp32, still compiled
+        (LARGE, True, "off", None, ("bfloat16", True, False)),  # compile off means off
+        (None, True, "on", None, ("float32", False, True)),  # compile asked for a small one
+        (LARGE, True, "auto", "float32", ("float32", False, True)),  # an asked dtype is kept
+    ],
+)  # fmt: skip
+def test_policy_from_the_model_size_and_the_cpu(engine, monkeypatch, threshold, native_bf16, compile_env, dtype,
+                                                expected):  # fmt: skip
+    if threshold:
+        monkeypatch.setenv("DEPICT_LARGE_UNET", str(threshold))
+    monkeypatch.setenv("DEPICT_COMPILE", compile_env)
+    monkeypatch.setattr(speed, "cpu_has_native_bf16", lambda: native_bf16)
+    loaded = engine.load()
+    chosen = speed.decide(loaded.base, loaded.preset, choose_policy("cpu", dtype))
+    assert (chosen.dtype, chosen.channels_last, chosen.compile) == expected
+    assert chosen.quantize == "off" and chosen.tiny_decoder.endswith("vae_tiny")
+
+
+def test_small_models_are_left_alone_and_the_policy_is_in_the_metadata(engine):
+    result = engine.text_to_image(PROMPT, seed=1)
+    policy = result.metadata["speed_policy"]
+    assert (policy["dtype"], policy["compile"], policy["quantize"]) == ("float32", False, "off")
+    assert policy["unet_parameters"] == sum(p.numel() for p in engine.load().base.unet.parameters())
+    assert policy["family"] == "sd" and policy["tiny_decoder"].endswith("vae_tiny")  # 4 channels, 0.18215
+    assert result.metadata["decoder"] == "tiny" and any("UNet" in reason for reason in policy["reasons"])
+    assert json.loads(json.dumps(result.metadata))["speed_policy"] == policy  # shown in the UI's parameters view
+
+
+def plain_folder(tiny_preset, tmp_path):
+    """The tiny preset's text-to-image model alone: a plain diffusers folder, no preset.json, no `vae_tiny/`."""
+    return shutil.copytree(tiny_preset / "text_to_image", tmp_path / "plain")
+
+
+@pytest.fixture
+def taesd_cache(tmp_path, monkeypatch):
+    """A hub cache holding only `madebyollin/taesd` (a small random stand-in)."""
+    root = tmp_path / "hub"
+    torch.manual_seed(0)
+    tiny = {"encoder_block_out_channels": (16, 16, 16), "decoder_block_out_channels": (16, 16, 16),
+            "num_encoder_blocks": (1, 1, 1), "num_decoder_blocks": (1, 1, 1)}  # fmt: skip
+    AutoencoderTiny(**tiny).save_pretrained(snapshot(root, "madebyollin/taesd"))
+    monkeypatch.setenv("HF_HUB_CACHE", str(root))
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(root))
+    return root
+
+
+def test_a_plain_sd_folder_gets_bf16_compile_and_taesd_over_the_threshold(tiny_preset, tmp_path, monkeypatch,
+                                                                          taesd_cache):  # fmt: skip
+    monkeypatch.setenv("DEPICT_LARGE_UNET", str(LARGE))
+    monkeypatch.setenv("DEPICT_COMPILE", "auto")
+    monkeypatch.setenv("DEPICT_COMPILE_CACHE", str(tmp_path / "compile_cache"))
+    monkeypatch.setattr(speed, "cpu_has_native_bf16", lambda: True)
+    loaded = Engine(preset=str(plain_folder(tiny_preset, tmp_path))).load()  # loads; compiles on the first image
+    chosen = loaded.speed
+    assert (chosen.family, chosen.tiny_decoder, chosen.dtype, chosen.compile) == ("sd", "madebyollin/taesd", "bfloat16", True)
+    assert loaded.base.unet.dtype == loaded.base.vae.dtype == torch.bfloat16
+    assert loaded.base.unet.conv_in.weight.is_contiguous(memory_format=torch.channels_last)
+    assert loaded.base.unet._compiled_call_impl is not None
+    assert type(loaded.tiny_vae()).__name__ == "AutoencoderTiny" and loaded.tiny_vae().dtype == torch.bfloat16
+    assert (tmp_path / "compile_cache" / STAMP).read_text() == torch.__version__
+
+
+def test_no_tiny_decoder_for_a_latent_family_without_one(tiny_preset, tmp_path, taesd_cache):
+    folder = plain_folder(tiny_preset, tmp_path)
+    config = json.loads((folder / "vae" / "config.json").read_text())
+    (folder / "vae" / "config.json").write_text(json.dumps({**config, "scaling_factor": 0.5}))  # not SD's latents
+    loaded = Engine(preset=str(folder)).load()
+    assert (loaded.speed.family, loaded.speed.tiny_decoder, loaded.tiny_vae()) == (None, None, None)
+
+
+def test_a_stale_compile_cache_is_rebuilt(tmp_path, monkeypatch):
+    folder = tmp_path / "compile_cache"
+    folder.mkdir()
+    (folder / STAMP).write_text("1.0.0")  # written by another torch
+    (folder / "fxgraph").write_bytes(b"\x00garbage")
+    monkeypatch.setenv("DEPICT_COMPILE_CACHE", str(folder))
+    assert prepare() == folder.resolve()
+    assert [path.name for path in folder.iterdir()] == [STAMP] and (folder / STAMP).read_text() == torch.__version__
+
+
+@pytest.mark.parametrize("failures, eager", [(1, False), (2, True)])
+def test_a_failing_compile_rebuilds_the_cache_then_runs_eagerly(tmp_path, monkeypatch, failures, eager):
+    folder = tmp_path / "compile_cache"
+    monkeypatch.setenv("DEPICT_COMPILE_CACHE", str(folder))
+    prepare()
+    (folder / "junk").write_text("corrupt")
+    module = torch.nn.Linear(2, 2)
+    module._compiled_call_impl = module._call_impl
+    calls = []
+
+    def run():
+        calls.append(1)
+        if len(calls) <= failures:
+            raise torch._dynamo.exc.TorchDynamoException("cache entry unreadable")
+        return "image"
+
+    assert guarded_call(run, module) == "image" and len(calls) == failures + 1
+    assert not (folder / "junk").exists() and (module._compiled_call_impl is None) == eager
+
+
+def new_start() -> None:
+    """Forget everything compiled in this process, as a restarted app would (what is on disk stays)."""
+    torch._dynamo.reset()
+    torch._inductor.utils.clear_inductor_caches()
+
+
+def test_compile_is_paid_once_and_survives_a_corrupt_cache(tiny_preset, engine, tmp_path, monkeypatch):
+    """The first compiled image says it waits for compilation and fills the cache; a later start reads the cache; a
+    corrupted cache is recompiled, not a crash."""
+    folder = tmp_path / "compile_cache"
+    monkeypatch.setenv("DEPICT_COMPILE", "on")
+    monkeypatch.setenv("DEPICT_COMPILE_CACHE", str(folder))
+    messages = []
+    control = JobControl(on_message=messages.append)
+    eager = engine.text_to_image(PROMPT, seed=4, fast_decode=False).images[0]
+
+    def image(**options):
+        return Engine(preset=str(tiny_preset)).text_to_image(PROMPT, seed=4, fast_decode=False, **options)
+
+    first = image(control=control)
+    assert messages == [COMPILING] and first.metadata["speed_policy"]["compile"] is True
+    assert psnr(first.images[0], eager) > 40
+    cached = [path for path in folder.rglob("*") if path.is_file() and path.name != STAMP]
+    assert cached, "the compile cache is empty"
+
+    new_start()
+    hits = counters["inductor"]["fxgraph_cache_hit"]
+    assert psnr(image().images[0], eager) > 40
+    assert counters["inductor"]["fxgraph_cache_hit"] > hits  # a later start reads the compiled graphs
+
+    for path in folder.rglob("*"):
+        if path.is_file() and path.name != STAMP:
+            path.unlink()  # a new file, as another process would leave it: this one's loaded kernels stay mapped
+            path.write_bytes(b"\x00corrupt")
+    new_start()
+    assert psnr(image().images[0], eager) > 40
