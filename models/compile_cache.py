@@ -7,6 +7,7 @@ import logging
 import os
 import pickle
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -46,9 +47,9 @@ def prepare() -> Path:
     return folder
 
 
-def guarded_call(run, module: torch.nn.Module):
-    """`run()` through `module`'s compiled forward; on a compile or cache failure the cache is rebuilt and it compiles
-    again, and if that fails too `module` runs eagerly."""
+def guarded_call(run: Callable, eager: Callable[[], None]):
+    """`run()` through something compiled; on a compile or cache failure the cache is rebuilt and it compiles again,
+    and if that fails too `eager()` switches it to its uncompiled path and it runs so."""
     try:
         return run()
     except COMPILE_ERRORS as error:
@@ -59,5 +60,5 @@ def guarded_call(run, module: torch.nn.Module):
         return run()
     except COMPILE_ERRORS as error:
         log.warning("compile failed again (%s); running eagerly", type(error).__name__)
-    module._compiled_call_impl = None
+    eager()
     return run()

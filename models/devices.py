@@ -97,7 +97,9 @@ def configure_pipeline(pipeline, policy: DevicePolicy, compile_unet: bool = Fals
     if policy.cpu_offload:
         pipeline.enable_model_cpu_offload()
     else:
-        pipeline.to(policy.device, policy.dtype)
+        pipeline.to(policy.device)
+        if pipeline.dtype != policy.dtype:
+            pipeline.to(dtype=policy.dtype)  # the speed policy's cast (bf16 for large models)
     backend = "sdpa"
     if policy.device.startswith("cuda") and xformers_available():
         pipeline.enable_xformers_memory_efficient_attention()

@@ -26,7 +26,7 @@ from diffusers import (
     UNet2DConditionModel,
 )
 
-from . import compile_cache, hub
+from . import compile_cache, hub, quantize
 from .adapters import AdapterCatalog, AdapterState
 from .captioner import Captioner
 from .control import JobControl
@@ -95,7 +95,8 @@ class LoadedPreset:
         self.policy = policy = replace(policy, dtype=self.speed.torch_dtype)
         if self.speed.compile:
             compile_cache.prepare()
-        self.attention = configure_pipeline(self.base, policy, self.speed.compile)
+        int8 = self.speed.quantize == "int8"
+        self.attention = configure_pipeline(self.base, policy, self.speed.compile and not int8)  # int8: its graph
         self.scheduler_configs = {"text_to_image": dict(self.base.scheduler.config)}
         folders = [Path(preset.adapters_dir)] if preset.adapters_dir else []
         self.catalog = AdapterCatalog([*folders, adapters_dir()] if preset.offers_adapters() else [])
@@ -104,6 +105,8 @@ class LoadedPreset:
         if preset.speed_adapter:
             source, _, weight_name = preset.speed_adapter.partition(":")
             self.adapters.fuse_fixed(self.base, {SPEED_ADAPTER: (source, weight_name or "pytorch_lora_weights.safetensors")})
+        self.int8 = quantize.quantize_unet(self.base, preset.width, preset.height, preset.steps, preset.guidance,
+                                           self.speed.compile) if int8 else None  # after fusing the speed LoRA
         self._pipelines[self.key("text_to_image")] = self.base
         self.load_seconds["text_to_image"] = time.perf_counter() - started
         log.info("loaded %s text_to_image in %.2fs (%s, %s; %s)", preset.name, self.load_seconds["text_to_image"],
@@ -182,8 +185,8 @@ class LoadedPreset:
         with self._load_lock:
             if self._tiny_vae is None:
                 try:
-                    vae = load_pretrained(AutoencoderTiny.from_pretrained, self.speed.tiny_decoder, self.preset, "vae_tiny",
-                                          dtype=self.policy.dtype, use_safetensors=True)  # fmt: skip
+                    vae = load_pretrained(AutoencoderTiny.from_pretrained, self.speed.tiny_decoder, self.preset,
+                                          "vae_tiny", dtype=self.policy.dtype, use_safetensors=True)  # fmt: skip
                 except PresetUnavailable as error:
                     log.warning("fast decode off for %s: %s", self.preset.name, error)
                     return None
@@ -198,7 +201,7 @@ class LoadedPreset:
             return run()
         control.report(COMPILING)
         started = time.perf_counter()
-        output = compile_cache.guarded_call(run, unet)
+        output = compile_cache.guarded_call(run, lambda: setattr(unet, "_compiled_call_impl", None))
         self._warm.add((id(unet), shape))
         self.compile_seconds[shape] = time.perf_counter() - started
         log.info("first compiled call of %s at %s: %.1fs", self.preset.name, shape, self.compile_seconds[shape])

@@ -78,6 +78,12 @@ def compile_mode() -> str:
     return _env_mode("DEPICT_COMPILE", ("auto", "on", "off"))
 
 
+def quantize_mode() -> str:
+    """`DEPICT_QUANTIZE`: auto (int8 UNets where it pays: large UNets on CPUs with VNNI, compiled), int8 (every UNet
+    on CPU) or off."""
+    return _env_mode("DEPICT_QUANTIZE", ("auto", "int8", "off"))
+
+
 def compile_cache_dir() -> Path:
     """Where compiled kernels and graphs are kept across starts (env `DEPICT_COMPILE_CACHE`, default
     `./compile_cache`, git-ignored)."""

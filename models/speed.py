@@ -2,9 +2,10 @@
 
 From the UNet's parameter count, the autoencoder's latent channels and scaling factor, the pipeline class, the device
 and what the CPU really runs fast (AVX512-BF16/AMX for bf16, VNNI for int8), it picks the dtype (bf16 for large
-models on CPUs with native bf16, channels-last with it), compile (large UNets, `DEPICT_COMPILE`), int8
-(`DEPICT_QUANTIZE`) and a tiny-autoencoder companion (the folder's `vae_tiny/`, else TAESD/TAESDXL for the SD
-families from the hub cache). Every result's metadata carries it as `speed_policy`.
+models on CPUs with native bf16, channels-last with it), compile (large UNets, `DEPICT_COMPILE`), int8 (large
+compiled fp32 UNets on CPUs with VNNI, `DEPICT_QUANTIZE`; fp32 around it) and a tiny-autoencoder companion (the
+folder's `vae_tiny/`, else TAESD/TAESDXL for the SD families from the hub cache). Every result's metadata carries
+it as `speed_policy`.
 """
 
 from __future__ import annotations
@@ -14,10 +15,10 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-from . import hub
+from . import hub, quantize
 from .devices import DevicePolicy, cpu_has_native_bf16, cpu_has_vnni, memory_format
 from .presets import Preset, is_available
-from .settings import compile_mode, large_unet_parameters
+from .settings import compile_mode, large_unet_parameters, quantize_mode
 
 # (latent channels, scaling factor, SDXL pipeline) -> latent family; TAESD decodes SD 1.x/2.x latents, TAESDXL SDXL's
 _FAMILIES = {(4, 0.18215, False): "sd", (4, 0.13025, True): "sdxl"}
@@ -79,22 +80,30 @@ def decide(pipeline, preset: Preset, policy: DevicePolicy) -> SpeedPolicy:
     count = parameters(unet)
     large = count >= large_unet_parameters()
     native_bf16, vnni = policy.device == "cpu" and cpu_has_native_bf16(), policy.device == "cpu" and cpu_has_vnni()
-    size = f"UNet {count / 1e6:.1f}M parameters ({'at or over' if large else 'under'} {large_unet_parameters() / 1e6:.0f}M)"
-    reasons = [size]
+    threshold = f"{'at or over' if large else 'under'} {large_unet_parameters() / 1e6:.0f}M"
+    reasons = [f"UNet {count / 1e6:.1f}M parameters ({threshold})"]
+    mode = compile_mode()
+    compiled = unet is not None and mode != "off" and not policy.cpu_offload and (mode == "on" or large)
+    quantizing = quantize_mode()
+    int8 = (policy.device == "cpu" and policy.dtype == torch.float32 and unet is not None and quantizing != "off"
+            and quantize.available() and (quantizing == "int8" or (large and vnni and compiled)))  # fmt: skip
+    reasons.append(f"int8 {'on' if int8 else 'off'} (DEPICT_QUANTIZE={quantizing}; VNNI {'yes' if vnni else 'no'}; "
+                   f"torchao {'installed' if quantize.available() else 'missing'})")  # fmt: skip
     dtype = policy.dtype
     if policy.dtype_chosen:
-        reasons.append(f"dtype {policy.key[1]} as asked")
+        reasons.append(f"dtype {policy.key[1]} fixed (asked for, or shared with a base model)")
+    elif int8:
+        reasons.append("fp32 around the int8 UNet")
     elif large and native_bf16:
         dtype = torch.bfloat16
         reasons.append("bf16: large UNet on a CPU with AVX512-BF16/AMX")
     elif policy.device == "cpu":
         reasons.append("fp32: " + ("small UNet" if native_bf16 else "no native bf16 on this CPU"))
-    mode = compile_mode()
-    compiled = unet is not None and mode != "off" and not policy.cpu_offload and (mode == "on" or large)
     reasons.append(f"compile {'on' if compiled else 'off'} (DEPICT_COMPILE={mode})")
     family = latent_family(pipeline)
     return SpeedPolicy(
         unet_parameters=count, family=family, device=policy.device, cpu_bf16=native_bf16, cpu_vnni=vnni,
         dtype=str(dtype).removeprefix("torch."), channels_last=memory_format(dtype) == torch.channels_last,
-        compile=compiled, quantize="off", tiny_decoder=tiny_companion(preset, family), reasons=tuple(reasons),
+        compile=compiled, quantize="int8" if int8 else "off", tiny_decoder=tiny_companion(preset, family),
+        reasons=tuple(reasons),
     )  # fmt: skip

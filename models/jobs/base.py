@@ -184,6 +184,7 @@ class Job:
             "seeds": [params.seed + i for i in range(params.num_images)],
             "attention": loaded.attention,
             "decoder": prepared.extras.get("decoder", "full"),
+            "unet": prepared.extras.get("unet", "float"),  # "int8" when the quantised UNet ran
             "device": loaded.policy.device,
             "dtype": loaded.policy.key[1],
             "speed_policy": loaded.speed.as_metadata(),
@@ -229,6 +230,9 @@ def run_pipeline(loaded: LoadedPreset, prepared: Prepared, params: SamplingParam
                     num_images_per_prompt=params.num_images, generator=generators(params.seed, params.num_images),
                     callback_on_step_end=control.callback(resolved.steps))  # fmt: skip
         shape = (role, resolved.width, resolved.height, params.num_images, resolved.guidance > 1)
+        int8 = loaded.int8 if role != "instruct_edit" else None
+        if int8 is not None:  # a request's own LoRA adapters run on the float UNet
+            int8.enabled, int8_calls = not any(prepared.adapters.values()), int8.calls
         try:
             output = loaded.first_call(pipeline, shape, control, lambda: pipeline(**call))
         except torch.OutOfMemoryError as error:
@@ -242,6 +246,7 @@ def run_pipeline(loaded: LoadedPreset, prepared: Prepared, params: SamplingParam
             raise
         if control.cancel.is_set():
             raise JobCancelled("The job was cancelled.")
+        prepared.extras["unet"] = "int8" if int8 is not None and int8.calls > int8_calls else "float"
         if decoder is None:
             return output.images
         with torch.no_grad():
