@@ -193,9 +193,10 @@ class LoadedPreset:
                 self._tiny_vae = vae.to(self.policy.device, memory_format=memory_format(self.policy.dtype)).eval()
         return self._tiny_vae
 
-    def first_call(self, pipeline, shape: tuple, control: JobControl, run):
+    def first_call(self, pipeline, shape: tuple, control: JobControl, run, extras: dict):
         """`run()`; when the pipeline's compiled UNet has not yet run at this shape, say that the request waits for
-        compilation, time it, and survive a broken compile cache (`compile_cache.guarded_call`)."""
+        compilation, time it (`extras["compile_wait"]`, seconds: compiling, or reading the compile cache, and the
+        run) and survive a broken compile cache (`compile_cache.guarded_call`)."""
         unet = getattr(pipeline, "unet", None)
         if unet is None or unet._compiled_call_impl is None or (id(unet), shape) in self._warm:
             return run()
@@ -203,7 +204,7 @@ class LoadedPreset:
         started = time.perf_counter()
         output = compile_cache.guarded_call(run, lambda: setattr(unet, "_compiled_call_impl", None))
         self._warm.add((id(unet), shape))
-        self.compile_seconds[shape] = time.perf_counter() - started
+        self.compile_seconds[shape] = extras["compile_wait"] = time.perf_counter() - started
         log.info("first compiled call of %s at %s: %.1fs", self.preset.name, shape, self.compile_seconds[shape])
         return output
 

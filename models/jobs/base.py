@@ -145,6 +145,8 @@ class Job:
         run_started = time.perf_counter()
         images = self.run(params, loaded, prepared, control or JobControl())
         timings["run"] = time.perf_counter() - run_started
+        if "compile_wait" in prepared.extras:  # the first compiled call of this process at this shape
+            timings["compile_wait"] = prepared.extras["compile_wait"]
         result = self.postprocess(params, loaded, prepared, images)
         warnings = prompt_warnings(params, preset)
         if warnings:
@@ -234,7 +236,7 @@ def run_pipeline(loaded: LoadedPreset, prepared: Prepared, params: SamplingParam
         if int8 is not None:  # a request's own LoRA adapters run on the float UNet
             int8.enabled, int8_calls = not any(prepared.adapters.values()), int8.calls
         try:
-            output = loaded.first_call(pipeline, shape, control, lambda: pipeline(**call))
+            output = loaded.first_call(pipeline, shape, control, lambda: pipeline(**call), prepared.extras)
         except torch.OutOfMemoryError as error:
             loaded.adapters.reset()
             PipelineCache.empty_device_cache()
