@@ -85,10 +85,12 @@ def decide(pipeline, preset: Preset, policy: DevicePolicy) -> SpeedPolicy:
     mode = compile_mode()
     compiled = unet is not None and mode != "off" and not policy.cpu_offload and (mode == "on" or large)
     quantizing = quantize_mode()
-    int8 = (policy.device == "cpu" and policy.dtype == torch.float32 and unet is not None and quantizing != "off"
+    plain = unet is not None and not (unet.config.get("addition_embed_type") or unet.config.get("time_cond_proj_dim"))
+    int8 = (policy.device == "cpu" and policy.dtype == torch.float32 and plain and quantizing != "off"
             and quantize.available() and (quantizing == "int8" or (large and vnni and compiled)))  # fmt: skip
     reasons.append(f"int8 {'on' if int8 else 'off'} (DEPICT_QUANTIZE={quantizing}; VNNI {'yes' if vnni else 'no'}; "
-                   f"torchao {'installed' if quantize.available() else 'missing'})")  # fmt: skip
+                   f"torchao {'installed' if quantize.available() else 'missing'}; "
+                   f"{'a plain' if plain else 'an SDXL- or LCM-conditioned'} UNet)")  # fmt: skip
     dtype = policy.dtype
     if policy.dtype_chosen:
         reasons.append(f"dtype {policy.key[1]} fixed (asked for, or shared with a base model)")
