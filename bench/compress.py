@@ -4,8 +4,8 @@
 
 Per row: UNet parameters, MACs per pass and per image, UNet passes per image, median end-to-end latency of an
 engine call (images returned), speed-up against the teacher, the judge's shares on `--count` unseen captions for two
-caption seeds (all five attributes and each), and PSNR/SSIM against the teacher's image for the same caption and
-seed. Writes `compress.jsonl` and `compress.png` (latency against judged all-five) under `--out`.
+caption seeds (all five attributes and each), PSNR/SSIM against the teacher's image for the same caption and
+seed, and describe -> regenerate (fresh): the attributes of `--count` renders the regenerated picture keeps. Writes `compress.jsonl` and `compress.png` (latency against judged all-five) under `--out`.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from bench.machine import machine_facts  # noqa: E402
 from models import Engine  # noqa: E402
 from models.metrics import psnr, ssim  # noqa: E402
 from models.shapes import judge  # noqa: E402
-from training.evaluate import random_scenes, tally  # noqa: E402
+from training.evaluate import random_scenes, score_regenerate, tally  # noqa: E402
 from training.macs import unet_macs  # noqa: E402
 
 PROMPT = "a small red star at the top on a blue background"
@@ -37,7 +37,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--count", type=int, default=300, help="unseen captions per seed")
     parser.add_argument("--seeds", default="1000,2000", help="caption seeds (each a set of `--count` captions)")
     parser.add_argument("--student", action="append", default=[],
-                        help="NAME=FOLDER of a distilled student (a folder with preset.json); repeatable")  # fmt: skip
+                        help="NAME=FOLDER[@STEPS] of a distilled student (a folder with preset.json), drawn in STEPS "
+                             "passes (default: its preset's); repeatable")  # fmt: skip
     parser.add_argument("--repeats", type=int, default=20, help="timed engine calls per row (median)")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results"))
     return parser.parse_args(argv)
@@ -76,6 +77,7 @@ def measure(engine: Engine, preset: str, seeds: list[int], count: int, repeats: 
         fidelity["ssim"] += [ssim(a, b) for a, b in zip(reference[seed], images)]
     row["psnr_vs_teacher"] = round(statistics.mean(fidelity["psnr"]), 2)
     row["ssim_vs_teacher"] = round(statistics.mean(fidelity["ssim"]), 4)
+    row["regenerate_kept"] = score_regenerate(engine, count, seeds[0], preset=preset)
     return row
 
 
@@ -87,7 +89,8 @@ def main(argv=None) -> list[dict]:
     names = [TEACHER, *(n for n in ("bundled-fast",) if n in engine.registry)]
     for spec in args.student:
         name, _, folder = spec.partition("=")
-        names.append(engine.register_folder(folder, name))
+        folder, _, steps = folder.partition("@")
+        names.append(engine.register_folder(folder, name, **({"steps": int(steps)} if steps else {})))
     seeds = [int(s) for s in args.seeds.split(",")]
     reference: dict[int, list] = {}
     rows = []
@@ -107,15 +110,16 @@ def main(argv=None) -> list[dict]:
 def markdown_table(rows: list[dict], seeds: list[int]) -> str:
     head = ("| model | UNet params | MACs/pass | passes | MACs/image | median ms | speed-up | "
             + " | ".join(f"all five (seed {s})" for s in seeds) + " | size / colour / shape / position / background "
-            "| PSNR / SSIM vs teacher |")  # fmt: skip
-    lines = [head, "|" + "---|" * (9 + len(seeds))]
+            "| PSNR / SSIM vs teacher | describe → regenerate kept |")  # fmt: skip
+    lines = [head, "|" + "---|" * (10 + len(seeds))]
     for r in rows:
         first = r[f"judged_seed_{seeds[0]}"]
         each = " / ".join(f"{first[k]:.1%}" for k in ("size", "color", "shape", "position", "background"))
         judged = " | ".join(f"{r[f'judged_seed_{s}']['all']:.1%}" for s in seeds)
         lines.append(f"| {r['name']} | {r['unet_parameters'] / 1e6:.2f} M | {r['macs_per_pass'] / 1e6:.1f} M | "
                      f"{r['passes_per_image']} | {r['macs_per_image'] / 1e6:.0f} M | {r['latency_ms']} | "
-                     f"{r['speedup']}x | {judged} | {each} | {r['psnr_vs_teacher']} dB / {r['ssim_vs_teacher']} |")  # fmt: skip
+                     f"{r['speedup']}x | {judged} | {each} | {r['psnr_vs_teacher']} dB / {r['ssim_vs_teacher']} | "
+                     f"{r['regenerate_kept']['all']:.1%} |")  # fmt: skip
     return "\n".join(lines)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from pathlib import Path
 
 import diffusers
@@ -56,9 +57,10 @@ class Engine:
         jobs = (TextToImage, Describe, Regenerate, StyleTransfer, Inpaint, InstructEdit)
         self._jobs = {job.name: job(self.cache, self.preset) for job in jobs}
 
-    def register_folder(self, folder: str | Path, name: str | None = None) -> str:
-        """Add a local model folder (with a `preset.json`, or a diffusers text-to-image folder) to the allow-list."""
-        local = sharing(preset_from_folder(folder, name), self.registry)
+    def register_folder(self, folder: str | Path, name: str | None = None, **defaults) -> str:
+        """Add a local model folder (with a `preset.json`, or a diffusers text-to-image folder) to the allow-list;
+        `defaults` override its preset's fields (e.g. `steps=2`)."""
+        local = sharing(replace(preset_from_folder(folder, name), **defaults), self.registry)
         self.registry[local.name] = local
         return local.name
 

@@ -5,7 +5,8 @@ Search space: 2 or 3 stages of widths from {16, 32, 48, 64, 96, 128} (non-decrea
 cross-attention on every stage but the first, on the up path only, or nowhere, 4 or 8 attention heads, a mid block
 or none. Random search (seeded) rather than evolutionary: each short distillation run costs minutes on 2 CPU cores,
 so only a handful of candidates can be trained and mutation has too few generations to pay. The front is chosen
-before training, from measured latency against parameters (capacity); training then reads its quality.
+before training, from MACs against parameters (capacity); training then reads its quality, and the chart plots it
+against the latency measured here.
 
     python -m training.search --count 16 --train 4 --out runs/search
 """
@@ -103,8 +104,9 @@ def candidates(base: dict, count: int, seed: int) -> list[dict]:
 
 
 def front(rows: list[dict], count: int) -> list[dict]:
-    """Up to `count` rows of the Pareto front (lower latency, more parameters), spread over its latency range."""
-    ordered = sorted(rows, key=lambda r: (r["latency_ms"], -r["parameters"]))
+    """Up to `count` rows of the Pareto front (fewer MACs, more parameters), spread over its MACs range. MACs, not
+    the measured latency, so that a rerun on a busy machine picks the same candidates (and resumes their runs)."""
+    ordered = sorted(rows, key=lambda r: (r["macs"], -r["parameters"]))
     pareto, most = [], -1
     for row in ordered:
         if row["parameters"] > most:
