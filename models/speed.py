@@ -87,7 +87,9 @@ def decide(pipeline, preset: Preset, policy: DevicePolicy) -> SpeedPolicy:
     quantizing = quantize_mode()
     plain = unet is not None and not (unet.config.get("addition_embed_type") or unet.config.get("time_cond_proj_dim"))
     int8 = (policy.device == "cpu" and policy.dtype == torch.float32 and plain and quantizing != "off"
-            and quantize.available() and (quantizing == "int8" or (large and vnni and compiled)))  # fmt: skip
+            and quantize.available() and quantizing == "int8")  # fmt: skip
+    # `auto` stays float until int8 is measured faster at SD size with its compile paid once: Inductor cannot cache
+    # the frozen int8 graph, so today every start would recompile it for minutes
     reasons.append(f"int8 {'on' if int8 else 'off'} (DEPICT_QUANTIZE={quantizing}; VNNI {'yes' if vnni else 'no'}; "
                    f"torchao {'installed' if quantize.available() else 'missing'}; "
                    f"{'a plain' if plain else 'an SDXL- or LCM-conditioned'} UNet)")  # fmt: skip

@@ -175,8 +175,8 @@ def test_compile_is_paid_once_and_survives_a_corrupt_cache(tiny_preset, engine, 
 
 @pytest.mark.parametrize(
     "threshold, vnni, compile_env, quantize_env, expected",
-    [  # a large UNet on a VNNI CPU, compiled: int8 by default; the small one, or no VNNI, stays float
-        (LARGE, True, "auto", "auto", "int8"),
+    [  # int8 only when asked for: by default (not yet measured faster at SD size, compile not cached) float
+        (LARGE, True, "auto", "auto", "off"),
         (None, True, "auto", "auto", "off"),
         (LARGE, False, "auto", "auto", "off"),
         (LARGE, True, "off", "auto", "off"),  # uncompiled int8 is slower than float: not by default
