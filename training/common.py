@@ -34,6 +34,14 @@ def training_parser(doc: str, *, out: str, work_dir: str, steps: int, batch_size
     return parser
 
 
+def judged_tiny_run(args: argparse.Namespace, scenes: int) -> None:
+    """Set the smoke configuration of a script that judges while it trains: two steps of batch 4 on `scenes`
+    scenes, a checkpoint and a judgement (of two captions) after each."""
+    args.steps, args.scenes, args.batch_size = 2, scenes, 4
+    args.checkpoint_every = args.eval_every = 1
+    args.eval_captions = 2
+
+
 def set_seed(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)

@@ -33,7 +33,16 @@ from tqdm import tqdm
 
 from models.shapes import judge, parse, random_attributes
 
-from .common import EMA, command_line, optimizer_step, resume_run, set_seed, set_warmup_cosine_lr, training_parser
+from .common import (
+    EMA,
+    command_line,
+    judged_tiny_run,
+    optimizer_step,
+    resume_run,
+    set_seed,
+    set_warmup_cosine_lr,
+    training_parser,
+)
 from .evaluate import score_generator
 from .model_card import hardware, write_model_card
 from .prune import init_from_teacher
@@ -70,9 +79,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--eval-captions", type=int, default=100)
     args = parser.parse_args(argv)
     if args.tiny:
-        args.steps, args.scenes, args.batch_size = 2, 8, 4
-        args.checkpoint_every = args.eval_every = 1
-        args.eval_captions = 2
+        judged_tiny_run(args, scenes=8)
     return args
 
 

@@ -31,6 +31,7 @@ from models.shapes.styles import PLAIN
 from .common import (
     EMA,
     command_line,
+    judged_tiny_run,
     optimizer_step,
     resume_run,
     save_unet_fp16,
@@ -63,9 +64,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--eval-captions", type=int, default=100)
     args = parser.parse_args(argv)
     if args.tiny:
-        args.steps, args.scenes, args.batch_size = 2, 32, 4
-        args.checkpoint_every = args.eval_every = 1
-        args.eval_captions = 2
+        judged_tiny_run(args, scenes=32)
     return args
 
 
