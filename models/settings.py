@@ -79,8 +79,8 @@ def compile_mode() -> str:
 
 
 def quantize_mode() -> str:
-    """`DEPICT_QUANTIZE`: auto (int8 UNets where it pays: large UNets on CPUs with VNNI, compiled), int8 (every UNet
-    on CPU) or off."""
+    """`DEPICT_QUANTIZE`: auto (float until int8 is measured faster at SD size with its compile cached), int8 (every
+    plain UNet on CPU) or off."""
     return _env_mode("DEPICT_QUANTIZE", ("auto", "int8", "off"))
 
 
