@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 
 import torch
 from huggingface_hub import snapshot_download
@@ -93,28 +96,56 @@ def commands(preset: Preset, fp16: bool = False) -> list[str]:
     return [f"hf download {repo} {' '.join(paths)}" for repo, paths in files(preset, fp16).items()]
 
 
-class _LoggedProgress(tqdm):
-    """A download's progress in the log, every tenth of the way (the UI shows the job's own progress)."""
+_listener: ContextVar[Callable[[str], None] | None] = ContextVar("download_listener", default=None)
 
-    def __init__(self, *args, **kwargs):
-        kwargs["disable"] = False
-        super().__init__(*args, **kwargs)
-        self._logged = -1
 
-    def update(self, n=1):
-        done = super().update(n)
-        if self.total:
-            tenth = int(10 * self.n / self.total)
-            if tenth > self._logged:
-                self._logged = tenth
-                log.info("download %s: %d%% of %.1f MB", self.desc or "", 10 * tenth, self.total / 2**20)
-        return done
+@contextmanager
+def downloads_reported_to(report: Callable[[str], None] | None) -> Iterator[None]:
+    """Within the block (this thread or task), download progress messages also go to `report` (a job's progress)."""
+    token = _listener.set(report)
+    try:
+        yield
+    finally:
+        _listener.reset(token)
+
+
+def progress_message(repo: str, done: float, total: float) -> str:
+    return (f"Downloading {repo}: {done / 2**20:.1f} of {total / 2**20:.1f} MB ({100 * done / total:.0f}%), once: "
+            "later starts read the hub cache.")  # fmt: skip
+
+
+def _progress_class(repo: str, report: Callable[[str], None] | None) -> type[tqdm]:
+    """huggingface_hub's byte progress bars, reported to the log and to `report` every tenth of the way."""
+
+    class Progress(tqdm):
+        def __init__(self, *args, **kwargs):
+            kwargs["disable"] = False
+            super().__init__(*args, **kwargs)
+            self._reported = -1
+
+        def update(self, n=1):
+            done = super().update(n)
+            if self.total and self.unit == "B" and not str(self.desc).startswith("Downloading bytes"):  # not xet's
+                tenth = min(10, int(10 * self.n / self.total))  # transfer bar, which counts the same bytes again
+                if tenth > self._reported:
+                    self._reported = tenth
+                    message = progress_message(repo, self.n, self.total)
+                    log.info(message)
+                    if report is not None:
+                        report(message)
+            return done
+
+    return Progress
 
 
 def download(repo: str, paths: list[str]) -> str:
-    """Fetch `paths` of `repo` into the hub cache (`HF_HUB_CACHE`/`HF_HOME`), logging progress; the snapshot path."""
+    """Fetch `paths` of `repo` into the hub cache (`HF_HUB_CACHE`/`HF_HOME`), reporting progress to the log and to
+    the running job (`downloads_reported_to`); the snapshot path."""
     log.info("downloading %d files of %s", len(paths), repo)
-    return snapshot_download(repo, allow_patterns=paths, tqdm_class=_LoggedProgress)
+    report = _listener.get()
+    if report is not None:
+        report(f"Downloading {repo} ({len(paths)} files) into the hub cache: the first use of this preset waits for it.")
+    return snapshot_download(repo, allow_patterns=paths, tqdm_class=_progress_class(repo, report))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -76,7 +76,8 @@ class Preset:
             return f"Preset '{self.name}' needs the folder {source}, which does not hold a loadable model{detail}."
         return (
             f"Preset '{self.name}' needs {source}, which is not downloaded and the Hugging Face hub cannot be "
-            f"reached{detail}. Connect to the internet, pre-download it with `huggingface-cli download {source}`, "
+            f"reached{detail}. Connect to the internet, pre-download it with `hf download {source}` "
+            f"(`python -m models.hub {self.name}` prints the exact files), "
             f"or use the `{DEFAULT_PRESET}` preset, which works offline."
         )
 

@@ -212,7 +212,7 @@ def test_out_of_memory_is_caught_and_the_next_job_works(engine):
 @pytest.mark.parametrize("offline_flag", ["1", ""])
 def test_hub_preset_offline_fails_with_instructions(engine, monkeypatch, offline_flag):
     monkeypatch.setenv("HF_HUB_OFFLINE", offline_flag)  # set, or unset and the hub unreachable
-    with pytest.raises(PresetUnavailable, match=r"sd-turbo.*huggingface-cli download stabilityai/sd-turbo.*bundled"):
+    with pytest.raises(PresetUnavailable, match=r"sd-turbo.*hf download stabilityai/sd-turbo.*bundled"):
         engine.text_to_image(PROMPT, preset="sd-turbo")
 
 

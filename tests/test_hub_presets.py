@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from huggingface_hub import constants
@@ -98,6 +99,19 @@ def test_lcm_lora_fused_tiny_autoencoders_and_florence_captioner_load(engine):
     captioner = loaded.pipeline("captioner")
     assert type(captioner.model).__name__ == "Florence2ForConditionalGeneration"
     assert captioner.details == ("short", "detailed")
+
+
+@pytest.mark.parametrize("preset", ["sd-turbo", "sdxl-turbo"])
+def test_repeated_prompts_reuse_their_embeddings_on_hub_presets(engine, preset):
+    loaded = engine.load(preset)
+    loaded.prompts.clear()
+    first = engine.text_to_image("a red fox in the snow", preset=preset, width=64, height=64, seed=2)
+    hits = loaded.prompts.hits
+    again = engine.text_to_image("a red fox in the snow", preset=preset, width=64, height=64, seed=2)
+    assert loaded.prompts.hits == hits + 1
+    assert np.array_equal(np.asarray(first.images[0]), np.asarray(again.images[0]))
+    other = engine.text_to_image("a blue fox in the snow", preset=preset, width=64, height=64, seed=2)
+    assert loaded.prompts.hits == hits + 1 and not np.array_equal(np.asarray(other.images[0]), np.asarray(again.images[0]))
 
 
 def test_reference_image_changes_the_picture_and_leaves_other_jobs_untouched(engine):

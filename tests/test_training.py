@@ -203,7 +203,7 @@ def test_distill_prune_and_search_scripts_make_servable_students(tmp_path):
     student = UNet2DConditionModel.from_pretrained(tmp_path / "pruned" / "unet")
     assert torch.equal(student.up_blocks[0].attentions[0].proj_in.weight, teacher.up_blocks[1].attentions[0].proj_in.weight)
     distill.main(["--tiny", "--student", str(tmp_path / "pruned" / "unet"), "--feature-weight", "1",
-                  "--out", str(tmp_path / "pruned-student"), "--work-dir", str(tmp_path / "w-pruned")])  # fmt: skip
+                  "--feature-teacher", str(BUNDLED_DIR / "fast" / "unet"), "--out", str(tmp_path / "pruned-student"), "--work-dir", str(tmp_path / "w-pruned")])  # fmt: skip
     assert UNet2DConditionModel.from_pretrained(tmp_path / "pruned-student" / "unet").config.mid_block_type is None
 
     rows = search.main(["--tiny", "--out", str(tmp_path / "search"), "--samples-dir", str(work / "samples")])

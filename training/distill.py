@@ -74,6 +74,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--feature-weight", type=float, default=0.0,
                         help="BK-SDM feature distillation: weight of the MSE between the student's and the teacher's "
                              "block outputs at the same input (blocks matched by place and shape)")  # fmt: skip
+    parser.add_argument("--feature-teacher",
+                        help="a UNet folder whose block outputs the student matches instead of the teacher's, e.g. "
+                             "an already distilled full-width student that a pruned copy of it re-learns from")  # fmt: skip
     parser.add_argument("--ema", type=float, default=0.995)
     parser.add_argument("--eval-every", type=int, default=500)
     parser.add_argument("--eval-captions", type=int, default=100)
@@ -169,6 +172,14 @@ def build_student(spec: str, teacher_unet: UNet2DConditionModel) -> UNet2DCondit
     if path.is_dir():
         return UNet2DConditionModel.from_pretrained(path, use_safetensors=True)
     return UNet2DConditionModel.from_config(json.loads(path.read_text()))
+
+
+def feature_source(folder: str | None, teacher_unet: UNet2DConditionModel) -> UNet2DConditionModel:
+    """The UNet whose block outputs the student matches: `folder`'s (in fp32, frozen) or the teacher's."""
+    if folder is None:
+        return teacher_unet
+    unet = UNet2DConditionModel.from_pretrained(folder, use_safetensors=True, torch_dtype=torch.float32)
+    return unet.eval().requires_grad_(False)
 
 
 class BlockFeatures:
@@ -281,9 +292,10 @@ def main(argv=None) -> dict:
         init_from_teacher(student, teacher.unet, max(0, removed))
     optimizer = torch.optim.AdamW(student.parameters(), lr=args.lr, weight_decay=0.0)
     ema = EMA(student, args.ema)
-    if args.feature_weight > 0:  # the teacher's up block i matches the student's i - (stages removed)
-        removed = len(teacher.unet.config.block_out_channels) - len(student.config.block_out_channels)
-        student_features, teacher_features = BlockFeatures(student, removed), BlockFeatures(teacher.unet)
+    if args.feature_weight > 0:  # the feature source's up block i matches the student's i - (stages removed)
+        source = feature_source(args.feature_teacher, teacher.unet)
+        removed = len(source.config.block_out_channels) - len(student.config.block_out_channels)
+        student_features, teacher_features = BlockFeatures(student, removed), BlockFeatures(source)
     checkpoints, state, generator, began, progress = resume_run(
         args.work_dir, {"unet": student, "ema_unet": ema.module}, optimizer, args.seed, args.steps, "distill"
     )
@@ -297,7 +309,7 @@ def main(argv=None) -> dict:
         loss = F.mse_loss(predicted_x0(scheduler, noisy, output, timesteps), target)
         if args.feature_weight > 0:
             with torch.no_grad():
-                teacher.unet(noisy, timesteps, context)
+                source(noisy, timesteps, context)
             loss = loss + args.feature_weight * feature_loss(student_features, teacher_features)
         optimizer_step(loss, optimizer, {ema: student}, step)
         progress.set_postfix(loss=f"{loss.item():.4f}")
@@ -318,6 +330,7 @@ def main(argv=None) -> dict:
         f"teacher samples kept {len(data['captions'])} (judged right {data['judged']:.1%})",
         "steps": args.steps, "batch size": args.batch_size, "learning rate": args.lr, "seed": args.seed,
         "one-step share": args.one_step_share, "EMA": args.ema, "feature weight": args.feature_weight,
+        "feature teacher": args.feature_teacher or args.teacher,
         "wall time (s)": round(time.time() - began), "hardware": hardware(),
         "UNet parameters": sum(p.numel() for p in student.parameters()),
         "judged during training (100 captions, seed 10000)": history,

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field, fields
 import torch
 from PIL import Image
 
+from .. import hub
 from ..control import JobControl
 from ..errors import JobCancelled, OutOfMemory
 from ..pipelines import LoadedPreset, PipelineCache
@@ -133,6 +134,11 @@ class Job:
         self.preset_for = preset_for  # name or None -> Preset (the allow-list)
 
     def __call__(self, params, control: JobControl | None = None) -> Result:
+        """Run the job; a first download of the preset's files reports its progress to `control`."""
+        with hub.downloads_reported_to(control.report if control else None):
+            return self._call(params, control)
+
+    def _call(self, params, control: JobControl | None) -> Result:
         started = time.perf_counter()
         preset = self.preset_for(params.preset)
         self.check_inputs(params, preset)
