@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -114,25 +115,33 @@ def progress_message(repo: str, done: float, total: float) -> str:
             "later starts read the hub cache.")  # fmt: skip
 
 
-def _progress_class(repo: str, report: Callable[[str], None] | None) -> type[tqdm]:
-    """huggingface_hub's byte progress bars, reported to the log and to `report` every tenth of the way."""
+def _progress_class(repo: str, report: Callable[[str], None] | None, expected: int) -> type[tqdm]:
+    """huggingface_hub's byte progress bars, reported to the log and to `report` every tenth of `expected` bytes.
+
+    huggingface_hub 2.4 feeds every file's bytes to two shared bars: "Downloading bytes" (network transfer) and the
+    one that counts bytes written, whose total grows as each file starts, so a small file finished before a large one
+    starts reads as 100%; hence the total known before the download (`expected`; the bar's own if 0)."""
 
     class Progress(tqdm):
         def __init__(self, *args, **kwargs):
             kwargs["disable"] = False
             super().__init__(*args, **kwargs)
             self._reported = -1
+            self._report_lock = threading.Lock()  # files download in parallel threads, all updating this bar
 
         def update(self, n=1):
             done = super().update(n)
-            if self.total and self.unit == "B" and not str(self.desc).startswith("Downloading bytes"):  # not xet's
-                tenth = min(10, int(10 * self.n / self.total))  # transfer bar, which counts the same bytes again
-                if tenth > self._reported:
+            total = expected or self.total
+            if total and self.unit == "B" and not str(self.desc).startswith("Downloading bytes"):  # not the transfer
+                with self._report_lock:  # bar, which counts the same bytes again
+                    tenth = min(10, int(10 * self.n / total))
+                    if tenth <= self._reported:
+                        return done
                     self._reported = tenth
-                    message = progress_message(repo, self.n, self.total)
-                    log.info(message)
-                    if report is not None:
-                        report(message)
+                message = progress_message(repo, min(self.n, total), total)
+                log.info(message)
+                if report is not None:
+                    report(message)
             return done
 
     return Progress
@@ -141,11 +150,14 @@ def _progress_class(repo: str, report: Callable[[str], None] | None) -> type[tqd
 def download(repo: str, paths: list[str]) -> str:
     """Fetch `paths` of `repo` into the hub cache (`HF_HUB_CACHE`/`HF_HOME`), reporting progress to the log and to
     the running job (`downloads_reported_to`); the snapshot path."""
-    log.info("downloading %d files of %s", len(paths), repo)
+    pending = [f for f in snapshot_download(repo, allow_patterns=paths, dry_run=True) if f.will_download]
+    expected = sum(f.file_size or 0 for f in pending)  # what is not cached yet: the messages' total
+    message = f"Downloading {repo} ({len(pending)} files) into the hub cache: the first use of this preset waits for it."
+    log.info(message)
     report = _listener.get()
     if report is not None:
-        report(f"Downloading {repo} ({len(paths)} files) into the hub cache: the first use of this preset waits for it.")
-    return snapshot_download(repo, allow_patterns=paths, tqdm_class=_progress_class(repo, report))
+        report(message)
+    return snapshot_download(repo, allow_patterns=paths, tqdm_class=_progress_class(repo, report, expected))
 
 
 def main(argv: list[str] | None = None) -> None:

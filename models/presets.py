@@ -106,22 +106,25 @@ HUB_PRESETS = {
 }  # fmt: skip
 
 
-_REACHABLE: dict[str, tuple[float, bool]] = {}
+_REACHABLE: dict[tuple[str, int], tuple[float, bool]] = {}
 
 
 def hub_reachable(timeout: float = 2.0, cache_seconds: float = 60.0) -> bool:
-    """Whether the hub answers a TCP connection (remembered for a minute); False when HF_HUB_OFFLINE is set."""
+    """Whether the hub (`HF_ENDPOINT`: its host and port) answers a TCP connection (remembered for a minute); False
+    when HF_HUB_OFFLINE is set."""
     if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
         return False
-    host = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname or "huggingface.co"
-    checked_at, reachable = _REACHABLE.get(host, (0.0, False))
+    endpoint = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
+    host = endpoint.hostname or "huggingface.co"
+    address = (host, endpoint.port or (80 if endpoint.scheme == "http" else 443))
+    checked_at, reachable = _REACHABLE.get(address, (0.0, False))
     if time.monotonic() - checked_at > cache_seconds:
         try:
-            socket.create_connection((host, 443), timeout=timeout).close()
+            socket.create_connection(address, timeout=timeout).close()
             reachable = True
         except OSError:
             reachable = False
-        _REACHABLE[host] = (time.monotonic(), reachable)
+        _REACHABLE[address] = (time.monotonic(), reachable)
     return reachable
 
 
