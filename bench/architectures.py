@@ -86,3 +86,13 @@ def build(name: str, folder: str | Path) -> Path:
         preset["speed_adapter"] = str(folder / "lcm_lora") + ":pytorch_lora_weights.safetensors"
     (folder / "preset.json").write_text(json.dumps(preset, indent=1))
     return folder
+
+
+def write_hub_cache_taesd(cache: str | Path) -> Path:
+    """A hub cache (`HF_HUB_CACHE`) holding madebyollin/taesd as the hub lays it out, with random weights."""
+    repo = Path(cache, "models--madebyollin--taesd")
+    commit = "0" * 40
+    (repo / "refs").mkdir(parents=True, exist_ok=True)
+    (repo / "refs" / "main").write_text(commit)
+    AutoencoderTiny().save_pretrained(repo / "snapshots" / commit)
+    return Path(cache)

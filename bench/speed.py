@@ -32,6 +32,7 @@ from diffusers import (  # noqa: E402
 from PIL import Image, ImageDraw  # noqa: E402
 from transformers import AutoProcessor, BlipForConditionalGeneration  # noqa: E402
 
+from bench.machine import machine_facts  # noqa: E402
 from models import Engine  # noqa: E402
 from models.metrics import psnr  # noqa: E402
 from models.shapes import render  # noqa: E402
@@ -148,8 +149,20 @@ def cache_and_adapters(repeats: int) -> list[dict]:
     ]
 
 
-def architecture(name: str, folder: Path, repeats: int) -> dict:
-    """A 512x512 image of a real architecture (random weights): plain diffusers fp32 vs Depict's engine."""
+def engine_run(preset: str | Path, repeats: int, env: dict | None = None, **flags) -> dict:
+    """bench/engine_run.py in a fresh process: what a start of the app pays, and its later images."""
+    command = [sys.executable, str(ROOT / "bench" / "engine_run.py"), str(preset), "--repeats", str(repeats)]
+    for key, value in flags.items():
+        command += [f"--{key}", str(value)]
+    done = subprocess.run(command, cwd=ROOT, env={**os.environ, **(env or {})}, check=True, capture_output=True,
+                          text=True)  # fmt: skip
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def architecture(name: str, folder: Path, repeats: int) -> list[dict]:
+    """A 512x512 image of a real architecture (random weights): plain diffusers fp32 against Depict's engine on the
+    preset folder (first start with an empty compile cache, then a second start), and Depict in fp32 eager (what
+    the policy's choice is worth on this CPU); PSNR of the policy's image against the fp32 one, same seed."""
     from bench.architectures import build
 
     build(name, folder)
@@ -161,18 +174,36 @@ def architecture(name: str, folder: Path, repeats: int) -> dict:
         plain.load_lora_weights(source, weight_name=weight_name, adapter_name="speed")
     baseline = median_ms(lambda: plain(PROMPT, **call), repeats)
     del plain
-    engine = Engine(preset=str(folder))
-    started = time.perf_counter()
-    engine.load()
-    load_s = time.perf_counter() - started
-    ours = median_ms(lambda: engine.text_to_image(PROMPT, seed=0), repeats)
-    result = engine.text_to_image(PROMPT, seed=0)
-    meta = result.metadata
-    del engine
-    fp32 = Engine(preset=str(folder), dtype="float32").text_to_image(PROMPT, seed=0).images[0]
-    return row(f"{name} architecture 512x512, {preset['steps']} step(s)", ours, baseline,
-               depict={"dtype": meta["dtype"], "decoder": meta["decoder"], "attention": meta["attention"],
-                       "load_s": round(load_s, 1), "psnr_vs_fp32_db": round(psnr(result.images[0], fp32), 1)})  # fmt: skip
+    cache = {"DEPICT_COMPILE_CACHE": str(folder / "compile_cache")}
+    first = engine_run(folder, repeats, cache, save=folder / "policy.png")
+    second = engine_run(folder, 1, cache)
+    fp32 = engine_run(folder, 1, {**cache, "DEPICT_COMPILE": "off"}, dtype="float32", save=folder / "fp32.png")
+    quality = round(psnr(Image.open(folder / "policy.png"), Image.open(folder / "fp32.png")), 1)
+    title = f"{name} architecture 512x512, {preset['steps']} step(s)"
+    return [
+        row(title, first["median_ms"], baseline, depict={**first, "psnr_vs_fp32_db": quality}),
+        row(f"{title}: the policy's choice vs Depict fp32 eager", first["median_ms"], fp32["median_ms"], fp32=fp32),
+        row(f"{title}: compile wait, second start (vs first)", round(1000 * second["compile_wait_s"], 1),
+            round(1000 * first["compile_wait_s"], 1), first_start=first, second_start=second),
+    ]  # fmt: skip
+
+
+def plain_folder(folder: Path, baseline_ms: float, repeats: int) -> list[dict]:
+    """The SD-Turbo-architecture pipeline folder on its own (no preset.json, no vae_tiny/), run at the preset's
+    call (1 step, no guidance, 512x512): with no tiny autoencoder anywhere, then with madebyollin/taesd in the local
+    hub cache, against the same plain diffusers fp32 figure."""
+    from bench.architectures import write_hub_cache_taesd
+
+    rows = []
+    hubs = {"no tiny autoencoder anywhere": folder / "hub_empty",
+            "madebyollin/taesd in the hub cache": write_hub_cache_taesd(folder / "hub_taesd")}  # fmt: skip
+    for label, hub_cache in hubs.items():
+        hub_cache.mkdir(exist_ok=True)
+        env = {"DEPICT_COMPILE_CACHE": str(folder / "compile_cache"), "HF_HUB_CACHE": str(hub_cache),
+               "HF_HUB_OFFLINE": "1"}  # fmt: skip
+        facts = engine_run(folder / "text_to_image", repeats, env, steps=1, guidance=0.0, size=512)
+        rows.append(row(f"plain sd-turbo-architecture folder, {label}", facts["median_ms"], baseline_ms, depict=facts))
+    return rows
 
 
 def precision_and_compile(repeats: int, prompts: int = 5) -> list[dict]:
@@ -246,14 +277,17 @@ def main(argv=None) -> list[dict]:
     args = parser.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    print(json.dumps({"torch_threads": torch.get_num_threads(), "cpus": os.cpu_count()}), flush=True)
+    print(json.dumps({"torch_threads": torch.get_num_threads(), "cpus": os.cpu_count(), **machine_facts()}), flush=True)
     rows = [*bundled_jobs(args.repeats), cold_start(), *cache_and_adapters(args.repeats),
             *precision_and_compile(args.repeats)]
     if not args.skip_architectures:
         with tempfile.TemporaryDirectory() as temp:
-            rows += [architecture(name, Path(temp) / name, args.repeats) for name in ("sd-turbo", "sd15")]
+            turbo = architecture("sd-turbo", Path(temp) / "sd-turbo", args.repeats)
+            rows += turbo + plain_folder(Path(temp) / "sd-turbo", turbo[0]["baseline_ms"], args.repeats)
+            rows += architecture("sd15", Path(temp) / "sd15", args.repeats)
             rows += unet_probe(Path(temp) / "sd-turbo", repeats=3)
-    (out / "speed.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    machine = machine_facts()
+    (out / "speed.jsonl").write_text("".join(json.dumps({**r, "machine": machine}) + "\n" for r in rows))
     bar_chart(rows, out / "speed.png")
     print("\n| benchmark | Depict ms | baseline ms | speed-up |\n|---|---|---|---|")
     for r in rows:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from dataclasses import dataclass
@@ -91,6 +92,24 @@ def xformers_available() -> bool:
     return True
 
 
+@functools.cache
+def _pinned_class(cls: type) -> type:
+    """`cls` (same name, so diffusers' class lookups still match) reading its execution device from the instance."""
+    return type(cls.__name__, (cls,), {"__module__": cls.__module__, "_pinned": True,
+                                       "_execution_device": property(lambda self: self._pinned_device)})  # fmt: skip
+
+
+def pin_execution_device(pipeline, policy: DevicePolicy) -> None:
+    """Tell a pipeline that is not offloaded where it runs. Diffusers otherwise searches for it on every call,
+    walking every module of every component for offload hooks: 3 ms a call on the bundled model, a tenth of a
+    one-pass image."""
+    if policy.cpu_offload:
+        return
+    pipeline._pinned_device = torch.device(policy.device)
+    if not getattr(type(pipeline), "_pinned", False):
+        pipeline.__class__ = _pinned_class(type(pipeline))
+
+
 def configure_pipeline(pipeline, policy: DevicePolicy, compile_unet: bool = False) -> str:
     """Move a pipeline to the policy's device and dtype, set attention and memory options, compile its UNet when
     asked; returns the attention backend."""
@@ -116,4 +135,5 @@ def configure_pipeline(pipeline, policy: DevicePolicy, compile_unet: bool = Fals
     if policy.vae_tiling and vae is not None and hasattr(vae, "enable_tiling"):
         vae.enable_tiling()
     pipeline.set_progress_bar_config(disable=True)
+    pin_execution_device(pipeline, policy)
     return backend

@@ -30,7 +30,7 @@ from . import compile_cache, hub, quantize
 from .adapters import AdapterCatalog, AdapterState
 from .captioner import Captioner
 from .control import JobControl
-from .devices import DevicePolicy, configure_pipeline, memory_format
+from .devices import DevicePolicy, configure_pipeline, memory_format, pin_execution_device
 from .errors import PresetUnavailable
 from .presets import Preset, hub_reachable, is_available
 from .prompt_cache import PromptCache
@@ -152,6 +152,7 @@ class LoadedPreset:
             auto = AutoPipelineForImage2Image if role == "image_to_image" else AutoPipelineForInpainting
             pipeline = auto.from_pipe(self.base)
             pipeline.set_progress_bar_config(disable=True)
+            pin_execution_device(pipeline, self.policy)
             return pipeline
         if role == "instruct_edit":
             return self._build_instruct()

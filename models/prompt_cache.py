@@ -26,22 +26,23 @@ class PromptCache:
         self._entries: OrderedDict[tuple, tuple[torch.Tensor, ...]] = OrderedDict()
         self.hits = 0
 
-    def substitute(self, pipeline, args: dict, adapters: dict[str, float]) -> dict:
-        """`args` with `prompt`/`negative_prompt` replaced by cached embeddings where the pipeline takes them."""
+    def substitute(self, pipeline, args: dict, adapters: dict[str, float], guided: bool = True) -> dict:
+        """`args` with `prompt`/`negative_prompt` replaced by cached embeddings where the pipeline takes them; the
+        negative prompt is encoded only when `guided` (classifier-free guidance runs)."""
         prompt = args.get("prompt")
         outputs = _OUTPUTS.get(type(pipeline).__name__)
         if outputs is None or not isinstance(prompt, str):
             return args
         negative = args.get("negative_prompt") or ""
         # text-encoder LoRAs change the embeddings; SDXL's negative ones follow each class's force_zeros_for_empty_prompt
-        key = (type(pipeline).__name__, prompt, negative, tuple(sorted(adapters.items())))
+        key = (type(pipeline).__name__, prompt, negative if guided else None, tuple(sorted(adapters.items())))
         if key in self._entries:
             self._entries.move_to_end(key)
             self.hits += 1
         else:
             with torch.no_grad():
                 embeds = pipeline.encode_prompt(prompt=prompt, device=pipeline._execution_device, num_images_per_prompt=1,
-                                                do_classifier_free_guidance=True, negative_prompt=negative)  # fmt: skip
+                                                do_classifier_free_guidance=guided, negative_prompt=negative)  # fmt: skip
             self._entries[key] = tuple(embeds)
             while len(self._entries) > self.size:
                 self._entries.popitem(last=False)

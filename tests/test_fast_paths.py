@@ -75,3 +75,13 @@ def test_a_preset_speed_adapter_is_fused_into_the_weights(tiny_preset, engine, t
     assert np.abs(fused - image(engine)).mean() > 1.5  # and it does change the image
     assert not np.array_equal(image(fused_engine, adapters={"cool": 1.0}), fused)  # request adapters on top
     assert np.array_equal(image(fused_engine), fused)  # and off again
+
+
+def test_pipelines_are_told_their_device_once_and_keep_their_class_names(engine):
+    loaded = engine.load()
+    for role, name in (("text_to_image", "StableDiffusionPipeline"), ("inpaint", "StableDiffusionInpaintPipeline"),
+                       ("image_to_image", "StableDiffusionImg2ImgPipeline")):  # fmt: skip
+        pipeline = loaded.pipeline(role)
+        assert type(pipeline).__name__ == name  # diffusers' AutoPipeline lookups go by class name
+        assert pipeline._execution_device == torch.device(loaded.policy.device)
+        assert all(not hasattr(module, "_hf_hook") for module in pipeline.components.values())

@@ -66,16 +66,18 @@ def score_describe(engine, count: int, seed: int = 0) -> dict[str, float]:
     return {"exact": round(exact / max(count, 1), 3), **tally(pairs)}
 
 
-def score_regenerate(engine, count: int, seed: int = 0, keep_layout: float = 0.0,
-                     preset: str | None = None) -> dict[str, float]:  # fmt: skip
-    """Describe -> regenerate on fresh renders (with `preset`'s models): attributes the regenerated image keeps."""
+def score_regenerate(engine, count: int, seed: int = 0, keep_layout: float = 0.0, preset: str | None = None,
+                     **options) -> dict[str, float]:  # fmt: skip
+    """Describe -> regenerate on fresh renders (with `preset`'s models and the engine `options`): attributes the
+    regenerated image keeps."""
     from models.shapes.render import render_attributes
 
     pairs = []
     for index, scene in enumerate(random_scenes(count, seed)):
         original = render_attributes(scene, seed=seed + index)
         description = engine.describe(original, preset=preset)
-        result = engine.regenerate(original, description, keep_layout=keep_layout, seed=seed + index, preset=preset)
+        result = engine.regenerate(original, description, keep_layout=keep_layout, seed=seed + index, preset=preset,
+                                   **options)  # fmt: skip
         pairs.append((scene, judge(result.images[0])))
     return tally(pairs)
 

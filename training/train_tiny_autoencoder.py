@@ -1,5 +1,6 @@
-"""Distil a text-to-image folder's `AutoencoderKL` into an `AutoencoderTiny` (TAESD's architecture), saved as the
-folder's `vae_tiny/`, which the app's speed policy then decodes with on CPU.
+"""Distil a text-to-image folder's `AutoencoderKL` into an `AutoencoderTiny` (TAESD's architecture). Shipped as a
+preset's `vae_tiny/` (beside its preset.json, or inside a plain diffusers folder), the app's speed policy decodes
+with it on CPU.
 
 As TAESD is trained against SD's autoencoder: the tiny encoder learns the full encoder's scaled latent means, the
 tiny decoder learns the full decoder's image from the same latents (posterior samples of rendered shapes-world
@@ -7,7 +8,7 @@ scenes, so it also sees latents a little off the means). Latents stay in the dif
 tiny autoencoder's scaling factor is 1, as TAESD's is. Quality: PSNR against the full decoder's image and the world's
 judge on both decodes of held-out scenes.
 
-    python -m training.train_tiny_autoencoder --teacher models/bundled/text_to_image
+    python -m training.train_tiny_autoencoder --teacher models/bundled/text_to_image --out runs/vae_tiny
 """
 
 from __future__ import annotations
@@ -32,13 +33,12 @@ from .model_card import hardware, write_model_card
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = training_parser(__doc__, out="", work_dir="runs/tiny-vae", steps=2000, batch_size=32, lr=1e-3,
+    parser = training_parser(__doc__, out="runs/vae_tiny", work_dir="runs/tiny-vae", steps=2000, batch_size=32, lr=1e-3,
                              data=8192)  # fmt: skip
     parser.add_argument("--teacher", default="models/bundled/text_to_image", help="a diffusers folder with `vae/`")
     parser.add_argument("--width", type=int, default=16, help="the tiny decoder's channels at every level")
     parser.add_argument("--eval-scenes", type=int, default=300)
     args = parser.parse_args(argv)
-    args.out = args.out or str(Path(args.teacher, "vae_tiny"))
     if args.tiny:
         args.steps, args.scenes, args.batch_size, args.checkpoint_every, args.eval_scenes = 2, 16, 4, 1, 4
     return args

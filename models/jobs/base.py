@@ -228,7 +228,7 @@ def run_pipeline(loaded: LoadedPreset, prepared: Prepared, params: SamplingParam
         if role != "instruct_edit":
             loaded.release_shared_adapters()
             adapters_decoder = loaded.adapters.apply(pipeline, prepared.adapters)
-            args = loaded.prompts.substitute(pipeline, args, prepared.adapters)
+            args = loaded.prompts.substitute(pipeline, args, prepared.adapters, guided=resolved.guidance > 1)
         decoder = adapters_decoder or tiny
         prepared.extras["decoder"] = "adapters" if adapters_decoder else "tiny" if decoder is not None else "full"
         if decoder is not None:

@@ -1,0 +1,64 @@
+"""Depict's engine on one preset in a fresh process, so that what a start pays (load, compile or reading the compile
+cache) is measured as a user's next start pays it: prints one JSON line.
+
+    python bench/engine_run.py PRESET [--repeats 5] [--dtype float32] [--save image.png]
+
+`load_s`: engine start to the preset loaded; `first_s`: the first image (compile included); `compile_wait_s`: the
+part of it spent waiting for compilation (none when nothing compiles); `median_ms`: later images.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from models import Engine  # noqa: E402
+
+PROMPT = "a small red star at the top on a blue background"
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("preset", help="a preset name or folder")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--dtype", help="fixed dtype (default: the speed policy's)")
+    parser.add_argument("--save", help="write the seed-0 image here")
+    parser.add_argument("--steps", type=int, help="default: the preset's")
+    parser.add_argument("--guidance", type=float, help="default: the preset's")
+    parser.add_argument("--size", type=int, help="width and height (default: the preset's)")
+    args = parser.parse_args(argv)
+    started = time.perf_counter()
+    engine = Engine(preset=args.preset, dtype=args.dtype)
+    engine.load()
+    load_s = time.perf_counter() - started
+    call = {"seed": 0, "steps": args.steps, "guidance": args.guidance, "width": args.size, "height": args.size}
+    started = time.perf_counter()
+    first = engine.text_to_image(PROMPT, **call)
+    first_s = time.perf_counter() - started
+    times = []
+    for _ in range(args.repeats):
+        started = time.perf_counter()
+        engine.text_to_image(PROMPT, **call)
+        times.append(time.perf_counter() - started)
+    if args.save:
+        first.images[0].save(args.save)
+    meta = first.metadata
+    facts = {"load_s": round(load_s, 1), "first_s": round(first_s, 1),
+             "compile_wait_s": round(first.timings.get("compile_wait", 0.0), 1),
+             "median_ms": round(1000 * statistics.median(times), 1) if times else None,
+             "dtype": meta["dtype"], "decoder": meta["decoder"], "attention": meta["attention"],
+             "compile": meta["speed_policy"]["compile"], "tiny_decoder": meta["speed_policy"]["tiny_decoder"],
+             "reasons": meta["speed_policy"]["reasons"]}  # fmt: skip
+    print(json.dumps(facts), flush=True)
+    return facts
+
+
+if __name__ == "__main__":
+    main()
