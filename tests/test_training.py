@@ -8,6 +8,7 @@ import pytest
 import torch
 from diffusers import (
     AutoencoderKL,
+    AutoencoderTiny,
     DDPMScheduler,
     StableDiffusionInstructPix2PixPipeline,
     StableDiffusionPipeline,
@@ -29,6 +30,7 @@ from training import (
     train_instruct_edit,
     train_style_lora,
     train_text_to_image,
+    train_tiny_autoencoder,
 )
 from training.data import prepare_scenes
 from training.tokenizer import build_tokenizer
@@ -53,6 +55,18 @@ def test_autoencoder_script(tmp_path):
     assert "PSNR" in (out / "README.md").read_text()
     train_autoencoder.main(["--tiny", "--out", str(out), "--work-dir", str(work)])  # resumes: nothing left to do
     assert sorted(p.name for p in work.iterdir()) == ["checkpoint-1", "checkpoint-2"]
+
+
+def test_tiny_autoencoder_script_writes_a_card_with_the_judges_reading(tmp_path):
+    out = tmp_path / "vae_tiny"
+    facts = train_tiny_autoencoder.main(["--tiny", "--out", str(out), "--work-dir", str(tmp_path / "work")])
+    tiny = AutoencoderTiny.from_pretrained(out)
+    assert tiny.config.scaling_factor == 1.0 and tiny.config.latent_channels == 4
+    with torch.no_grad():
+        assert tiny.decode(torch.zeros(1, 4, 16, 16)).sample.shape == (1, 3, 64, 64)
+    held_out = facts["held-out (4 scenes, seed 1)"]
+    assert set(held_out["judged, tiny decoder"]) == {"size", "color", "shape", "position", "background", "all"}
+    assert "judged, full decoder" in (out / "README.md").read_text()
 
 
 def test_text_to_image_captioner_style_and_instruct_scripts(tmp_path):
