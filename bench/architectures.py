@@ -89,10 +89,8 @@ def build(name: str, folder: str | Path) -> Path:
 
 
 def write_hub_cache_taesd(cache: str | Path) -> Path:
-    """A hub cache (`HF_HUB_CACHE`) holding madebyollin/taesd as the hub lays it out, with random weights."""
-    repo = Path(cache, "models--madebyollin--taesd")
-    commit = "0" * 40
-    (repo / "refs").mkdir(parents=True, exist_ok=True)
-    (repo / "refs" / "main").write_text(commit)
-    AutoencoderTiny().save_pretrained(repo / "snapshots" / commit)
+    """A hub cache (`HF_HUB_CACHE`) holding madebyollin/taesd, full size with random weights, as the hub lays it out."""
+    from tests.hub_cache import snapshot
+
+    AutoencoderTiny().save_pretrained(snapshot(Path(cache), "madebyollin/taesd"))
     return Path(cache)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -19,9 +18,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.speed import PROMPT, median_ms  # noqa: E402
 from models import Engine  # noqa: E402
-
-PROMPT = "a small red star at the top on a blue background"
 
 
 def main(argv=None) -> dict:
@@ -42,17 +40,13 @@ def main(argv=None) -> dict:
     started = time.perf_counter()
     first = engine.text_to_image(PROMPT, **call)
     first_s = time.perf_counter() - started
-    times = []
-    for _ in range(args.repeats):
-        started = time.perf_counter()
-        engine.text_to_image(PROMPT, **call)
-        times.append(time.perf_counter() - started)
+    later_ms = median_ms(lambda: engine.text_to_image(PROMPT, **call), args.repeats, warmup=0) if args.repeats else None
     if args.save:
         first.images[0].save(args.save)
     meta = first.metadata
     facts = {"load_s": round(load_s, 1), "first_s": round(first_s, 1),
              "compile_wait_s": round(first.timings.get("compile_wait", 0.0), 1),
-             "median_ms": round(1000 * statistics.median(times), 1) if times else None,
+             "median_ms": later_ms,
              "dtype": meta["dtype"], "decoder": meta["decoder"], "attention": meta["attention"],
              "compile": meta["speed_policy"]["compile"], "tiny_decoder": meta["speed_policy"]["tiny_decoder"],
              "reasons": meta["speed_policy"]["reasons"]}  # fmt: skip

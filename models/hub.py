@@ -110,6 +110,13 @@ def downloads_reported_to(report: Callable[[str], None] | None) -> Iterator[None
         _listener.reset(token)
 
 
+def _announce(message: str, report: Callable[[str], None] | None) -> None:
+    """A download message to the log and to the running job."""
+    log.info(message)
+    if report is not None:
+        report(message)
+
+
 def progress_message(repo: str, done: float, total: float) -> str:
     return (f"Downloading {repo}: {done / 2**20:.1f} of {total / 2**20:.1f} MB ({100 * done / total:.0f}%), once: "
             "later starts read the hub cache.")  # fmt: skip
@@ -138,10 +145,7 @@ def _progress_class(repo: str, report: Callable[[str], None] | None, expected: i
                     if tenth <= self._reported:
                         return done
                     self._reported = tenth
-                message = progress_message(repo, min(self.n, total), total)
-                log.info(message)
-                if report is not None:
-                    report(message)
+                _announce(progress_message(repo, min(self.n, total), total), report)
             return done
 
     return Progress
@@ -152,11 +156,9 @@ def download(repo: str, paths: list[str]) -> str:
     the running job (`downloads_reported_to`); the snapshot path."""
     pending = [f for f in snapshot_download(repo, allow_patterns=paths, dry_run=True) if f.will_download]
     expected = sum(f.file_size or 0 for f in pending)  # what is not cached yet: the messages' total
-    message = f"Downloading {repo} ({len(pending)} files) into the hub cache: the first use of this preset waits for it."
-    log.info(message)
     report = _listener.get()
-    if report is not None:
-        report(message)
+    _announce(f"Downloading {repo} ({len(pending)} files) into the hub cache: the first use of this preset waits for "
+              "it.", report)  # fmt: skip
     return snapshot_download(repo, allow_patterns=paths, tqdm_class=_progress_class(repo, report, expected))
 
 
