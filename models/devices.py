@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+from collections.abc import Collection
 from dataclasses import dataclass
 
 import psutil
@@ -78,12 +79,6 @@ def choose_policy(device: str | None = None, dtype: str | None = None) -> Device
     )
 
 
-def memory_format(dtype: torch.dtype) -> torch.memory_format:
-    """NHWC for half-precision convolutions; fp32 stays NCHW (bench/speed.py probe on 2 CPU cores, SD-Turbo UNet
-    step at 512x512: fp32 4.5 s, fp32 channels_last 5.7 s, bf16 channels_last 2.8 s)."""
-    return torch.contiguous_format if dtype == torch.float32 else torch.channels_last
-
-
 def xformers_available() -> bool:
     try:
         import xformers.ops  # noqa: F401
@@ -110,9 +105,10 @@ def pin_execution_device(pipeline, policy: DevicePolicy) -> None:
         pipeline.__class__ = _pinned_class(type(pipeline))
 
 
-def configure_pipeline(pipeline, policy: DevicePolicy, compile_unet: bool = False) -> str:
-    """Move a pipeline to the policy's device and dtype, set attention and memory options, compile its UNet when
-    asked; returns the attention backend."""
+def configure_pipeline(pipeline, policy: DevicePolicy, compile_unet: bool = False,
+                       channels_last: Collection[str] = ()) -> str:
+    """Move a pipeline to the policy's device and dtype, set attention and memory options, lay out the components
+    named in `channels_last` (`unet`, `vae`) NHWC, compile its UNet when asked; returns the attention backend."""
     if policy.cpu_offload:
         pipeline.enable_model_cpu_offload()
     else:
@@ -128,7 +124,7 @@ def configure_pipeline(pipeline, policy: DevicePolicy, compile_unet: bool = Fals
     for name in ("unet", "vae"):
         module = getattr(pipeline, name, None)
         if module is not None:
-            module.to(memory_format=memory_format(policy.dtype))
+            module.to(memory_format=torch.channels_last if name in channels_last else torch.contiguous_format)
     if compile_unet and getattr(pipeline, "unet", None) is not None:
         pipeline.unet.compile()  # in place: the module, its weights and its adapters stay shared
     vae = getattr(pipeline, "vae", None)

@@ -30,7 +30,7 @@ from . import compile_cache, hub, quantize
 from .adapters import AdapterCatalog, AdapterState
 from .captioner import Captioner
 from .control import JobControl
-from .devices import DevicePolicy, configure_pipeline, memory_format, pin_execution_device
+from .devices import DevicePolicy, configure_pipeline, pin_execution_device
 from .errors import PresetUnavailable
 from .presets import Preset, hub_reachable, is_available
 from .prompt_cache import PromptCache
@@ -96,7 +96,8 @@ class LoadedPreset:
         if self.speed.compile:
             compile_cache.prepare()
         int8 = self.speed.quantize == "int8"
-        self.attention = configure_pipeline(self.base, policy, self.speed.compile and not int8)  # int8: its graph
+        self.attention = configure_pipeline(self.base, policy, self.speed.compile and not int8,  # int8: its own graph
+                                            self.speed.channels_last)
         self.scheduler_configs = {"text_to_image": dict(self.base.scheduler.config)}
         folders = [Path(preset.adapters_dir)] if preset.adapters_dir else []
         self.catalog = AdapterCatalog([*folders, adapters_dir()] if preset.offers_adapters() else [])
@@ -176,7 +177,7 @@ class LoadedPreset:
             dtype=self.policy.dtype, variant=hub.variant(preset.instruct_edit, self.policy.dtype), **shared,
             **_PIPELINE_LOAD_OPTIONS,
         )  # fmt: skip
-        configure_pipeline(pipeline, self.policy, self.speed.compile)
+        configure_pipeline(pipeline, self.policy, self.speed.compile, self.speed.channels_last)
         return pipeline
 
     def tiny_vae(self) -> AutoencoderTiny | None:
@@ -191,7 +192,8 @@ class LoadedPreset:
                 except PresetUnavailable as error:
                     log.warning("fast decode off for %s: %s", self.preset.name, error)
                     return None
-                self._tiny_vae = vae.to(self.policy.device, memory_format=memory_format(self.policy.dtype)).eval()
+                layout = torch.channels_last if "vae" in self.speed.channels_last else torch.contiguous_format
+                self._tiny_vae = vae.to(self.policy.device, memory_format=layout).eval()
         return self._tiny_vae
 
     def first_call(self, pipeline, shape: tuple, control: JobControl, run, extras: dict):

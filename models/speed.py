@@ -2,8 +2,8 @@
 
 From the UNet's parameter count, the autoencoder's latent channels and scaling factor, the pipeline class, the device
 and what the CPU really runs fast (AVX512-BF16/AMX for bf16, VNNI for int8), it picks the dtype (bf16 for large
-models on CPUs with native bf16, channels-last with it), compile (large UNets, `DEPICT_COMPILE`), int8 (large
-compiled fp32 UNets on CPUs with VNNI, `DEPICT_QUANTIZE`; fp32 around it) and a tiny-autoencoder companion (the
+models on CPUs with native bf16), which components run channels-last, compile (large UNets, `DEPICT_COMPILE`), int8
+(large compiled fp32 UNets on CPUs with VNNI, `DEPICT_QUANTIZE`; fp32 around it) and a tiny-autoencoder companion (the
 folder's `vae_tiny/`, else TAESD/TAESDXL for the SD families from the hub cache). Every result's metadata carries
 it as `speed_policy`.
 """
@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 import torch
 
 from . import hub, quantize
-from .devices import DevicePolicy, cpu_has_native_bf16, cpu_has_vnni, memory_format
+from .devices import DevicePolicy, cpu_has_native_bf16, cpu_has_vnni
 from .presets import Preset, is_available
 from .settings import compile_mode, large_unet_parameters, quantize_mode
 
@@ -34,7 +34,7 @@ class SpeedPolicy:
     cpu_bf16: bool  # AVX512-BF16 or AMX
     cpu_vnni: bool
     dtype: str
-    channels_last: bool
+    channels_last: tuple[str, ...]  # components laid out NHWC: `unet`, `vae` (its tiny companion too)
     compile: bool
     quantize: str  # "int8" or "off"
     tiny_decoder: str | None  # folder or hub id of the AutoencoderTiny companion
@@ -45,7 +45,7 @@ class SpeedPolicy:
         return getattr(torch, self.dtype)
 
     def as_metadata(self) -> dict:
-        return {**asdict(self), "reasons": list(self.reasons)}
+        return {**asdict(self), "reasons": list(self.reasons), "channels_last": list(self.channels_last)}
 
 
 def parameters(module) -> int:
@@ -72,6 +72,18 @@ def tiny_companion(preset: Preset, family: str | None) -> str | None:
     if repo and (is_available(repo) or repo in hub.files(preset)):
         return repo
     return None
+
+
+def channels_last(device: str, dtype: torch.dtype, large: bool) -> tuple[str, ...]:
+    """The components that run faster NHWC. Half precision: both. fp32 on CPU: the autoencoder always (bundled
+    decode 14.9 -> 7.9 ms, SD VAE at 512x512 22.8 -> 20.5 s, 1 thread), the UNet only when small (bundled-fast pass
+    18.9 -> 14.8 ms; oneDNN's NHWC path beats PyTorch's own small-tensor convolution), not when large (SD-Turbo step
+    6.0 -> 7.4 s). fp32 on CUDA: neither."""
+    if dtype != torch.float32:
+        return ("unet", "vae")
+    if device == "cpu":
+        return ("vae",) if large else ("unet", "vae")
+    return ()
 
 
 def decide(pipeline, preset: Preset, policy: DevicePolicy) -> SpeedPolicy:
@@ -107,7 +119,7 @@ def decide(pipeline, preset: Preset, policy: DevicePolicy) -> SpeedPolicy:
     family = latent_family(pipeline)
     return SpeedPolicy(
         unet_parameters=count, family=family, device=policy.device, cpu_bf16=native_bf16, cpu_vnni=vnni,
-        dtype=str(dtype).removeprefix("torch."), channels_last=memory_format(dtype) == torch.channels_last,
+        dtype=str(dtype).removeprefix("torch."), channels_last=channels_last(policy.device, dtype, large),
         compile=compiled, quantize="int8" if int8 else "off", tiny_decoder=tiny_companion(preset, family),
         reasons=tuple(reasons),
     )  # fmt: skip

@@ -47,15 +47,26 @@ def test_native_bf16_means_avx512_bf16_or_amx_not_just_avx512():
     assert cpu_has_native_bf16() == bool(cpu_flags() & {"avx512_bf16", "amx_tile"})
 
 
-def test_half_precision_runs_channels_last_and_fp32_does_not(tiny_preset, engine):
-    fp32 = engine.load().base
-    assert fp32.unet.conv_in.weight.is_contiguous()  # NHWC made fp32 slower on CPU (bench/speed.py probe)
+def nhwc(module) -> bool:
+    return module.weight.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_layouts_follow_the_policy_nhwc_for_half_precision_and_small_fp32_models(tiny_preset, engine, monkeypatch):
+    fp32 = engine.load()
+    assert fp32.speed.channels_last == ("unet", "vae")  # small fp32 on CPU: oneDNN's NHWC path is the faster one
+    assert nhwc(fp32.base.unet.conv_in) and nhwc(fp32.base.vae.decoder.conv_in) and nhwc(fp32.tiny_vae().decoder.layers[0])
+    for role in ("inpaint", "instruct_edit"):  # derived pipelines share the layout; the instruct UNet is its own
+        assert nhwc(fp32.pipeline(role).unet.conv_in)
     bf16 = Engine(preset=str(tiny_preset), dtype="bfloat16")
     result = bf16.text_to_image(PROMPT, seed=1)
     base = bf16.load().base
     assert result.metadata["dtype"] == "bfloat16" and result.images[0].size == (64, 64)
-    for module in (base.unet.conv_in, base.vae.decoder.conv_in):
-        assert module.weight.is_contiguous(memory_format=torch.channels_last)
+    assert nhwc(base.unet.conv_in) and nhwc(base.vae.decoder.conv_in)
+    monkeypatch.setenv("DEPICT_LARGE_UNET", "1000")  # the tiny UNet counts as large: fp32 NCHW measured faster there
+    monkeypatch.setenv("DEPICT_COMPILE", "off")
+    large = Engine(preset=str(tiny_preset), dtype="float32").load()
+    assert large.speed.channels_last == ("vae",)
+    assert large.base.unet.conv_in.weight.is_contiguous() and nhwc(large.base.vae.decoder.conv_in)
 
 
 def test_a_preset_speed_adapter_is_fused_into_the_weights(tiny_preset, engine, tmp_path):

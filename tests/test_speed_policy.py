@@ -21,17 +21,18 @@ from tests.hub_cache import snapshot
 from tests.test_engine import PROMPT
 
 LARGE = 1_000  # a threshold the tiny test UNet is over
+BOTH = ("unet", "vae")
 
 
 @pytest.mark.parametrize(
     "threshold, native_bf16, compile_env, dtype, expected",
     [  # threshold, CPU has native bf16, DEPICT_COMPILE, asked dtype -> (dtype, channels_last, compile)
-        (None, True, "auto", None, ("float32", False, False)),  # small: left alone
-        (LARGE, True, "auto", None, ("bfloat16", True, True)),  # large on a bf16 CPU: bf16, NHWC, compiled
-        (LARGE, False, "auto", None, ("float32", False, True)),  # large, bf16 emulated: fp32, still compiled
-        (LARGE, True, "off", None, ("bfloat16", True, False)),  # compile off means off
-        (None, True, "on", None, ("float32", False, True)),  # compile asked for a small one
-        (LARGE, True, "auto", "float32", ("float32", False, True)),  # an asked dtype is kept
+        (None, True, "auto", None, ("float32", BOTH, False)),  # small: fp32 eager, NHWC (oneDNN beats small NCHW)
+        (LARGE, True, "auto", None, ("bfloat16", BOTH, True)),  # large on a bf16 CPU: bf16, NHWC, compiled
+        (LARGE, False, "auto", None, ("float32", ("vae",), True)),  # large, bf16 emulated: fp32 NCHW UNet, compiled
+        (LARGE, True, "off", None, ("bfloat16", BOTH, False)),  # compile off means off
+        (None, True, "on", None, ("float32", BOTH, True)),  # compile asked for a small one
+        (LARGE, True, "auto", "float32", ("float32", ("vae",), True)),  # an asked dtype is kept
     ],
 )  # fmt: skip
 def test_policy_from_the_model_size_and_the_cpu(engine, monkeypatch, threshold, native_bf16, compile_env, dtype,
