@@ -76,9 +76,9 @@ def tiny_companion(preset: Preset, family: str | None) -> str | None:
 
 def channels_last(device: str, dtype: torch.dtype, large: bool) -> tuple[str, ...]:
     """The components that run faster NHWC. Half precision: both. fp32 on CPU: the autoencoder always (bundled
-    decode 14.9 -> 7.9 ms, SD VAE at 512x512 22.8 -> 20.5 s, 1 thread), the UNet only when small (bundled-fast pass
-    18.9 -> 14.8 ms; oneDNN's NHWC path beats PyTorch's own small-tensor convolution), not when large (SD-Turbo step
-    6.0 -> 7.4 s). fp32 on CUDA: neither."""
+    decode 8.1 -> 6.6 ms on 2 threads; SD VAE at 512x512 22.8 -> 20.5 s on 1), the UNet only when small (bundled
+    pass 13.8 -> 12.7 ms: oneDNN's NHWC path beats PyTorch's own small-tensor convolution), not when large (SD-Turbo
+    step 6.0 -> 7.4 s). fp32 on CUDA: neither."""
     if dtype != torch.float32:
         return ("unet", "vae")
     if device == "cpu":

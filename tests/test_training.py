@@ -31,6 +31,7 @@ from training import (
     train_style_lora,
     train_text_to_image,
     train_tiny_autoencoder,
+    validate,
 )
 from training.data import prepare_scenes
 from training.tokenizer import build_tokenizer
@@ -210,6 +211,9 @@ def test_distill_prune_and_search_scripts_make_servable_students(tmp_path):
     name = engine.register_folder(out, "student")
     result = engine.text_to_image("a small red star at the top on a blue background", preset=name)
     assert result.images[0].size == (64, 64) and result.metadata["scheduler"] == "LCMScheduler"
+    [row] = validate.main([f"tiny={out}", "--count", "2"])  # a 2-step student draws no shapes; the shipped one does
+    [shipped] = validate.main([f"shipped={BUNDLED_DIR / 'fast'}", "--count", "2"])
+    assert (row["seed"], row["judged"]["all"], shipped["judged"]["all"]) == (validate.VALIDATION_SEED, 0.0, 1.0)
 
     pruned = prune.main(["--out", str(tmp_path / "pruned")])
     assert pruned["student MACs per pass"] <= 0.5 * pruned["teacher MACs per pass"]
