@@ -3,7 +3,8 @@
     python bench/compress.py [--count 300] [--student NAME=FOLDER ...] [--out bench/results]
 
 Per row: UNet parameters, MACs per pass and per image, UNet passes per image, median end-to-end latency of an
-engine call (images returned; a new caption each call), speed-up against the teacher, the judge's shares on
+engine call (images returned; a new caption each call; the rows timed in turn over five rounds, so noise on a
+shared machine falls on all alike), speed-up against the teacher, the judge's shares on
 `--count` unseen captions for two caption seeds (all five attributes and each), PSNR/SSIM against the teacher's
 image for the same caption and seed, and describe -> regenerate (fresh): the attributes of `--count` renders the
 regenerated picture keeps. Writes `compress.jsonl` and `compress.png` (latency against judged all-five) under `--out`.
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import time
@@ -45,20 +47,27 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--student", action="append", default=[],
                         help="NAME=FOLDER[@STEPS] of a distilled student (a folder with preset.json), drawn in STEPS "
                              "passes (default: its preset's); repeatable")  # fmt: skip
-    parser.add_argument("--repeats", type=int, default=20, help="timed engine calls per row (median)")
+    parser.add_argument("--repeats", type=int, default=50, help="timed engine calls per row (median), in 5 rounds")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results"))
     return parser.parse_args(argv)
 
 
-def median_latency_ms(engine: Engine, preset: str, options: dict, repeats: int) -> float:
-    """A new caption every call, so the text encoder runs each time (no prompt-cache hits)."""
-    engine.text_to_image(PROMPT, preset=preset, **options)  # warm-up: loads and runs once
-    times = []
-    for seed, scene in enumerate(random_scenes(repeats, LATENCY_CAPTIONS_SEED)):
-        started = time.perf_counter()
-        engine.text_to_image(scene.caption, preset=preset, seed=seed, **options)
-        times.append(time.perf_counter() - started)
-    return round(1000 * statistics.median(times), 2)
+def interleaved_latency_ms(engine: Engine, specs: list[tuple[str, str, dict]], repeats: int,
+                           rounds: int = 5) -> dict[str, float]:
+    """Median engine-call latency per row, the rows timed in turn over `rounds` rounds, so that a noisy spell on a
+    shared machine falls on every row alike; a new caption every call, so the text encoder runs each time (no
+    prompt-cache hits)."""
+    scenes = random_scenes(repeats, LATENCY_CAPTIONS_SEED)
+    times: dict[str, list[float]] = {name: [] for name, _, _ in specs}
+    for name, preset, options in specs:
+        engine.text_to_image(PROMPT, preset=preset, **options)  # warm-up: loads and runs once
+    for chunk in range(rounds):
+        for name, preset, options in specs:
+            for seed in range(chunk, repeats, rounds):
+                started = time.perf_counter()
+                engine.text_to_image(scenes[seed].caption, preset=preset, seed=seed, **options)
+                times[name].append(time.perf_counter() - started)
+    return {name: round(1000 * statistics.median(values), 2) for name, values in times.items()}
 
 
 def drawn(engine: Engine, preset: str, options: dict, captions: list[str], seed: int) -> list:
@@ -66,9 +75,9 @@ def drawn(engine: Engine, preset: str, options: dict, captions: list[str], seed:
             for i, caption in enumerate(captions)]  # fmt: skip
 
 
-def measure(engine: Engine, name: str, preset: str, options: dict, seeds: list[int], count: int, repeats: int,
+def measure(engine: Engine, name: str, preset: str, options: dict, seeds: list[int], count: int,
             reference: dict) -> dict:  # fmt: skip
-    """One row; `reference` holds the teacher's images per seed (filled in by the first row)."""
+    """One row but its latency; `reference` holds the teacher's images per seed (filled in by the first row)."""
     chosen = engine.preset(preset)
     unet = engine.load(preset).base.unet
     passes = chosen.steps * (2 if chosen.guidance > 1 else 1)  # classifier-free guidance runs a second pass
@@ -77,7 +86,6 @@ def measure(engine: Engine, name: str, preset: str, options: dict, seeds: list[i
            "unet_parameters": sum(p.numel() for p in unet.parameters()), "macs_per_pass": unet_macs(unet),
            "passes_per_image": passes}  # fmt: skip
     row["macs_per_image"] = row["macs_per_pass"] * passes
-    row["latency_ms"] = median_latency_ms(engine, preset, options, repeats)
     fidelity = {"psnr": [], "ssim": []}
     for seed in seeds:
         scenes = random_scenes(count, seed)
@@ -107,12 +115,13 @@ def main(argv=None) -> list[dict]:
         folder, _, steps = folder.partition("@")
         specs.append((name, engine.register_folder(folder, name, **({"steps": int(steps)} if steps else {})), {}))
     seeds = [int(s) for s in args.seeds.split(",")]
+    os.environ["DEPICT_MAX_LOADED_PRESETS"] = str(len(specs))  # every row stays loaded while they are timed in turn
+    latency = interleaved_latency_ms(engine, specs, args.repeats)
     reference: dict[int, list] = {}
     rows = []
     for name, preset, options in specs:
-        row = measure(engine, name, preset, options, seeds, args.count, args.repeats, reference)
-        teacher = [r for r in rows if r["name"] == TEACHER] or [row]  # the teacher as the app runs it
-        row["speedup"] = round(teacher[0]["latency_ms"] / row["latency_ms"], 2)
+        row = {**measure(engine, name, preset, options, seeds, args.count, reference), "latency_ms": latency[name]}
+        row["speedup"] = round(latency[TEACHER] / row["latency_ms"], 2)  # the teacher as the app runs it
         rows.append({**row, "machine": machine_facts()})
         print(json.dumps(rows[-1]), flush=True)
     (out / "compress.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
