@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 import torch
@@ -211,9 +212,13 @@ def test_distill_prune_and_search_scripts_make_servable_students(tmp_path):
     name = engine.register_folder(out, "student")
     result = engine.text_to_image("a small red star at the top on a blue background", preset=name)
     assert result.images[0].size == (64, 64) and result.metadata["scheduler"] == "LCMScheduler"
-    [row] = validate.main([f"tiny={out}", "--count", "2"])  # a 2-step student draws no shapes; the shipped one does
-    [shipped] = validate.main([f"shipped={BUNDLED_DIR / 'fast'}", "--count", "2"])
-    assert (row["seed"], row["judged"]["all"], shipped["judged"]["all"]) == (validate.VALIDATION_SEED, 0.0, 1.0)
+    blank = shutil.copytree(out, tmp_path / "blank")  # its UNet's output zeroed: it draws no shape at all
+    unet = UNet2DConditionModel.from_pretrained(blank / "unet")
+    torch.nn.init.zeros_(unet.conv_out.weight), torch.nn.init.zeros_(unet.conv_out.bias)
+    unet.save_pretrained(blank / "unet")
+    rows = validate.main([f"blank={blank}", f"shipped={BUNDLED_DIR / 'fast'}", "--count", "2"])
+    assert [(r["name"], r["seed"], r["judged"]["all"]) for r in rows] == [
+        ("blank", validate.VALIDATION_SEED, 0.0), ("shipped", validate.VALIDATION_SEED, 1.0)]
 
     pruned = prune.main(["--out", str(tmp_path / "pruned")])
     assert pruned["student MACs per pass"] <= 0.5 * pruned["teacher MACs per pass"]
