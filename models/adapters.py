@@ -121,11 +121,11 @@ class AdapterState:
         Returns the VAE to decode this request with when an active adapter has a decoder LoRA, else None.
         """
         wanted = dict(adapters)
-        files = self.catalog.files()
-        for name in wanted:
-            if name not in self.loaded:
-                path = files[name]
-                self._load(pipeline, name, path.parent, path.name)
+        new = [name for name in wanted if name not in self.loaded]
+        files = self.catalog.files() if new else {}  # the folders are read only when something is new to load
+        for name in new:
+            path = files[name]
+            self._load(pipeline, name, path.parent, path.name)
         decoding = {name: weight for name, weight in wanted.items() if name in self.with_decoder}
         if wanted != self.active:
             if not wanted:

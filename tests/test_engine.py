@@ -60,6 +60,16 @@ def test_every_scheduler_runs(engine, scheduler):
     assert result.metadata["scheduler"] == scheduler and result.images[0].size == (64, 64)
 
 
+def test_samplers_are_built_once_and_reused_with_no_state_carried_between_calls(engine):
+    first = engine.text_to_image(PROMPT, scheduler="dpm++", steps=3, seed=4)
+    scheduler = engine.load().pipeline("text_to_image").scheduler
+    engine.text_to_image(PROMPT, scheduler="euler a", steps=5, seed=5)  # another sampler, another step count
+    engine.regenerate(first.images[0], PROMPT, keep_layout=0.5, scheduler="dpm++", steps=2, seed=6)  # img2img
+    again = engine.text_to_image(PROMPT, scheduler="dpm++", steps=3, seed=4)
+    assert engine.load().pipeline("text_to_image").scheduler is scheduler
+    assert np.array_equal(pixels(first.images[0]), pixels(again.images[0]))
+
+
 def test_derived_pipelines_share_every_weight(engine):
     loaded = engine.load()
     base = loaded.pipeline("text_to_image")

@@ -19,7 +19,7 @@ from ..pipelines import LoadedPreset, PipelineCache
 from ..presets import Preset
 from ..prompt_warnings import prompt_warnings
 from ..result import Result
-from ..schedulers import check_scheduler, make_scheduler
+from ..schedulers import check_scheduler
 from ..settings import LIMITS
 
 
@@ -233,7 +233,7 @@ def run_pipeline(loaded: LoadedPreset, prepared: Prepared, params: SamplingParam
         prepared.extras["decoder"] = "adapters" if adapters_decoder else "tiny" if decoder is not None else "full"
         if decoder is not None:
             args["output_type"] = "latent"
-        pipeline.scheduler = make_scheduler(params.scheduler, loaded.scheduler_configs[role])
+        pipeline.scheduler = loaded.scheduler(role, params.scheduler)
         call = dict(args, num_inference_steps=resolved.steps, guidance_scale=resolved.guidance,
                     num_images_per_prompt=params.num_images, generator=generators(params.seed, params.num_images),
                     callback_on_step_end=control.callback(resolved.steps))  # fmt: skip
