@@ -79,6 +79,11 @@ def choose_policy(device: str | None = None, dtype: str | None = None) -> Device
     )
 
 
+def memory_format(component: str, channels_last: Collection[str]) -> torch.memory_format:
+    """NHWC for the components the speed policy names, NCHW for the rest."""
+    return torch.channels_last if component in channels_last else torch.contiguous_format
+
+
 def xformers_available() -> bool:
     try:
         import xformers.ops  # noqa: F401
@@ -124,7 +129,7 @@ def configure_pipeline(pipeline, policy: DevicePolicy, compile_unet: bool = Fals
     for name in ("unet", "vae"):
         module = getattr(pipeline, name, None)
         if module is not None:
-            module.to(memory_format=torch.channels_last if name in channels_last else torch.contiguous_format)
+            module.to(memory_format=memory_format(name, channels_last))
     if compile_unet and getattr(pipeline, "unet", None) is not None:
         pipeline.unet.compile()  # in place: the module, its weights and its adapters stay shared
     vae = getattr(pipeline, "vae", None)

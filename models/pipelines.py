@@ -30,7 +30,7 @@ from . import compile_cache, hub, quantize
 from .adapters import AdapterCatalog, AdapterState
 from .captioner import Captioner
 from .control import JobControl
-from .devices import DevicePolicy, configure_pipeline, pin_execution_device
+from .devices import DevicePolicy, configure_pipeline, memory_format, pin_execution_device
 from .errors import PresetUnavailable
 from .presets import Preset, hub_reachable, is_available
 from .prompt_cache import PromptCache
@@ -193,7 +193,7 @@ class LoadedPreset:
                 except PresetUnavailable as error:
                     log.warning("fast decode off for %s: %s", self.preset.name, error)
                     return None
-                layout = torch.channels_last if "vae" in self.speed.channels_last else torch.contiguous_format
+                layout = memory_format("vae", self.speed.channels_last)
                 self._tiny_vae = vae.to(self.policy.device, memory_format=layout).eval()
         return self._tiny_vae
 

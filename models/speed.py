@@ -74,7 +74,7 @@ def tiny_companion(preset: Preset, family: str | None) -> str | None:
     return None
 
 
-def channels_last(device: str, dtype: torch.dtype, large: bool) -> tuple[str, ...]:
+def nhwc_components(device: str, dtype: torch.dtype, large: bool) -> tuple[str, ...]:
     """The components that run faster NHWC. Half precision: both. fp32 on CPU: the autoencoder always (bundled
     decode 8.1 -> 6.6 ms on 2 threads; SD VAE at 512x512 22.8 -> 20.5 s on 1), the UNet only when small (bundled
     pass 13.8 -> 12.7 ms: oneDNN's NHWC path beats PyTorch's own small-tensor convolution), not when large (SD-Turbo
@@ -119,7 +119,7 @@ def decide(pipeline, preset: Preset, policy: DevicePolicy) -> SpeedPolicy:
     family = latent_family(pipeline)
     return SpeedPolicy(
         unet_parameters=count, family=family, device=policy.device, cpu_bf16=native_bf16, cpu_vnni=vnni,
-        dtype=str(dtype).removeprefix("torch."), channels_last=channels_last(policy.device, dtype, large),
+        dtype=str(dtype).removeprefix("torch."), channels_last=nhwc_components(policy.device, dtype, large),
         compile=compiled, quantize="int8" if int8 else "off", tiny_decoder=tiny_companion(preset, family),
         reasons=tuple(reasons),
     )  # fmt: skip
