@@ -11,6 +11,8 @@ from dataclasses import dataclass
 import psutil
 import torch
 
+from .graphs import trace_pipeline
+
 log = logging.getLogger(__name__)
 
 _LOW_MEMORY_BYTES = 6 * 2**30  # below this free memory, slice attention and tile the VAE
@@ -111,9 +113,10 @@ def pin_execution_device(pipeline, policy: DevicePolicy) -> None:
 
 
 def configure_pipeline(pipeline, policy: DevicePolicy, compile_unet: bool = False,
-                       channels_last: Collection[str] = ()) -> str:
+                       channels_last: Collection[str] = (), traced: tuple[str, ...] = ()) -> str:
     """Move a pipeline to the policy's device and dtype, set attention and memory options, lay out the components
-    named in `channels_last` (`unet`, `vae`) NHWC, compile its UNet when asked; returns the attention backend."""
+    named in `channels_last` (`unet`, `vae`) NHWC, compile its UNet when asked, run the components named in `traced`
+    through traced graphs (`models.graphs`); returns the attention backend."""
     if policy.cpu_offload:
         pipeline.enable_model_cpu_offload()
     else:
@@ -132,6 +135,7 @@ def configure_pipeline(pipeline, policy: DevicePolicy, compile_unet: bool = Fals
             module.to(memory_format=memory_format(name, channels_last))
     if compile_unet and getattr(pipeline, "unet", None) is not None:
         pipeline.unet.compile()  # in place: the module, its weights and its adapters stay shared
+    trace_pipeline(pipeline, traced)
     vae = getattr(pipeline, "vae", None)
     if policy.vae_tiling and vae is not None and hasattr(vae, "enable_tiling"):
         vae.enable_tiling()

@@ -98,7 +98,7 @@ class LoadedPreset:
             compile_cache.prepare()
         int8 = self.speed.quantize == "int8"
         self.attention = configure_pipeline(self.base, policy, self.speed.compile and not int8,  # int8: its own graph
-                                            self.speed.channels_last)
+                                            self.speed.channels_last, self.speed.traced)
         self.scheduler_configs = {"text_to_image": dict(self.base.scheduler.config)}
         folders = [Path(preset.adapters_dir)] if preset.adapters_dir else []
         self.catalog = AdapterCatalog([*folders, adapters_dir()] if preset.offers_adapters() else [])
@@ -178,7 +178,7 @@ class LoadedPreset:
             dtype=self.policy.dtype, variant=hub.variant(preset.instruct_edit, self.policy.dtype), **shared,
             **_PIPELINE_LOAD_OPTIONS,
         )  # fmt: skip
-        configure_pipeline(pipeline, self.policy, self.speed.compile, self.speed.channels_last)
+        configure_pipeline(pipeline, self.policy, self.speed.compile, self.speed.channels_last, self.speed.traced)
         return pipeline
 
     def tiny_vae(self) -> AutoencoderTiny | None:

@@ -12,9 +12,8 @@ import importlib.util
 import logging
 
 import torch
-from diffusers.models.unets.unet_2d_condition import UNet2DConditionOutput
-
 from . import compile_cache
+from .graphs import UNET, GraphForward, Positional, signature
 
 log = logging.getLogger(__name__)
 
@@ -23,39 +22,6 @@ CALIBRATION_PROMPTS = ("a red circle on a blue background", "a cat on a sofa", "
 
 def available() -> bool:
     return importlib.util.find_spec("torchao") is not None
-
-
-class _Positional(torch.nn.Module):
-    """The UNet as export wants it: positional tensors in, one tensor out."""
-
-    def __init__(self, unet):
-        super().__init__()
-        self.unet = unet
-
-    def forward(self, sample, timestep, encoder_hidden_states):
-        return self.unet(sample, timestep, encoder_hidden_states, return_dict=False)[0]
-
-
-def _signature(tensors) -> tuple:
-    return tuple((tuple(t.shape), t.dtype) for t in tensors)
-
-
-class Int8Forward:
-    """Stands in for `unet.forward`: the int8 graph for plain calls of the exported shape while `enabled`, else the
-    float forward. `calls` counts int8 calls."""
-
-    def __init__(self, unet, graph, example: tuple):
-        self.float_forward, self.graph, self.signature = unet.forward, graph, _signature(example)
-        self.enabled, self.calls = True, 0
-
-    def __call__(self, sample, timestep, encoder_hidden_states=None, *args, return_dict: bool = True, **kwargs):
-        inputs = (sample, timestep, encoder_hidden_states)
-        plain = not args and not any(kwargs.values())  # no timestep_cond, cross-attention or added conditions
-        if self.enabled and plain and all(torch.is_tensor(t) for t in inputs) and _signature(inputs) == self.signature:
-            self.calls += 1
-            out = self.graph(*inputs)
-            return UNet2DConditionOutput(sample=out) if return_dict else (out,)
-        return self.float_forward(sample, timestep, encoder_hidden_states, *args, return_dict=return_dict, **kwargs)
 
 
 def _calibration_inputs(pipeline, width: int, height: int, steps: int, guidance: float) -> list[tuple]:
@@ -77,7 +43,7 @@ def _calibration_inputs(pipeline, width: int, height: int, steps: int, guidance:
 
 
 @torch.no_grad()
-def quantize_unet(pipeline, width: int, height: int, steps: int, guidance: float, compile_graph: bool) -> Int8Forward:
+def quantize_unet(pipeline, width: int, height: int, steps: int, guidance: float, compile_graph: bool) -> GraphForward:
     """Replace `pipeline.unet.forward` by an int8 graph calibrated at this request shape; the installed forward."""
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
     from torchao.quantization.pt2e.quantizer.x86_inductor_quantizer import (
@@ -90,7 +56,7 @@ def quantize_unet(pipeline, width: int, height: int, steps: int, guidance: float
     example = inputs[0]
     quantizer = X86InductorQuantizer()
     quantizer.set_global(get_default_x86_inductor_quantization_config())
-    prepared = prepare_pt2e(torch.export.export(_Positional(unet).eval(), example).module(), quantizer)
+    prepared = prepare_pt2e(torch.export.export(Positional(unet, unet.forward, UNET).eval(), example).module(), quantizer)
     for tensors in inputs:
         prepared(*tensors)
     graph = convert_pt2e(prepared)
@@ -101,6 +67,4 @@ def quantize_unet(pipeline, width: int, height: int, steps: int, guidance: float
             compile_cache.guarded_call(lambda: chosen["graph"](*example), lambda: chosen.update(graph=graph))
         graph = chosen["graph"]  # compiled now, at load: no request waits for it
     log.info("int8 UNet for %dx%d (%d calibration passes)", width, height, len(inputs))
-    forward = Int8Forward(unet, graph, example)
-    unet.forward = forward
-    return forward
+    return GraphForward(unet, UNET, "int8", graphs={signature(example): graph})

@@ -2,7 +2,8 @@
 
 From the UNet's parameter count, the autoencoder's latent channels and scaling factor, the pipeline class, the device
 and what the CPU really runs fast (AVX512-BF16/AMX for bf16, VNNI for int8), it picks the dtype (bf16 for large
-models on CPUs with native bf16), which components run channels-last, compile (large UNets, `DEPICT_COMPILE`), int8
+models on CPUs with native bf16), which components run channels-last, compile (large UNets, `DEPICT_COMPILE`), traced
+graphs (small models on CPU), int8
 (large compiled fp32 UNets on CPUs with VNNI, `DEPICT_QUANTIZE`; fp32 around it) and a tiny-autoencoder companion (the
 folder's `vae_tiny/`, else TAESD/TAESDXL for the SD families from the hub cache). Every result's metadata carries
 it as `speed_policy`.
@@ -36,6 +37,7 @@ class SpeedPolicy:
     dtype: str
     channels_last: tuple[str, ...]  # components laid out NHWC: `unet`, `vae` (its tiny companion too)
     compile: bool
+    traced: tuple[str, ...]  # components run as TorchScript graphs (`models.graphs`): `unet`, `vae`
     quantize: str  # "int8" or "off"
     tiny_decoder: str | None  # folder or hub id of the AutoencoderTiny companion
     reasons: tuple[str, ...]
@@ -45,7 +47,8 @@ class SpeedPolicy:
         return getattr(torch, self.dtype)
 
     def as_metadata(self) -> dict:
-        return {**asdict(self), "reasons": list(self.reasons), "channels_last": list(self.channels_last)}
+        return {**asdict(self), "reasons": list(self.reasons), "channels_last": list(self.channels_last),
+                "traced": list(self.traced)}
 
 
 def parameters(module) -> int:
@@ -86,6 +89,16 @@ def nhwc_components(device: str, dtype: torch.dtype, large: bool) -> tuple[str, 
     return ()
 
 
+def traced_components(device: str, large: bool, mode: str, graphs_of_its_own: bool) -> tuple[str, ...]:
+    """The components run as traced TorchScript graphs: a small model's UNet and autoencoder on CPU, where a call is
+    mostly Python overhead (bundled UNet pass 12.2 -> 9.1 ms, decode 9.3 -> 5.2 ms, 0.6 s of tracing a shape). Not
+    large models (their time is in the kernels), not compiled or int8 ones (graphs of their own), not with
+    `DEPICT_COMPILE=off`."""
+    if device != "cpu" or large or mode == "off" or graphs_of_its_own:
+        return ()
+    return ("unet", "vae")
+
+
 def decide(pipeline, preset: Preset, policy: DevicePolicy) -> SpeedPolicy:
     """The policy for `pipeline` (as loaded, before any cast) on `policy`'s device."""
     unet = getattr(pipeline, "unet", None)
@@ -116,10 +129,13 @@ def decide(pipeline, preset: Preset, policy: DevicePolicy) -> SpeedPolicy:
     elif policy.device == "cpu":
         reasons.append("fp32: " + ("small UNet" if native_bf16 else "no native bf16 on this CPU"))
     reasons.append(f"compile {'on' if compiled else 'off'} (DEPICT_COMPILE={mode})")
+    traced = traced_components(policy.device, large, mode, compiled or int8) if unet is not None else ()
+    if traced:
+        reasons.append("traced UNet and autoencoder: a small model on CPU, mostly Python overhead")
     family = latent_family(pipeline)
     return SpeedPolicy(
         unet_parameters=count, family=family, device=policy.device, cpu_bf16=native_bf16, cpu_vnni=vnni,
         dtype=str(dtype).removeprefix("torch."), channels_last=nhwc_components(policy.device, dtype, large),
-        compile=compiled, quantize="int8" if int8 else "off", tiny_decoder=tiny_companion(preset, family),
+        compile=compiled, traced=traced, quantize="int8" if int8 else "off", tiny_decoder=tiny_companion(preset, family),
         reasons=tuple(reasons),
     )  # fmt: skip

@@ -26,13 +26,14 @@ BOTH = ("unet", "vae")
 
 @pytest.mark.parametrize(
     "threshold, native_bf16, compile_env, dtype, expected",
-    [  # threshold, CPU has native bf16, DEPICT_COMPILE, asked dtype -> (dtype, channels_last, compile)
-        (None, True, "auto", None, ("float32", BOTH, False)),  # small: fp32 eager, NHWC (oneDNN beats small NCHW)
-        (LARGE, True, "auto", None, ("bfloat16", BOTH, True)),  # large on a bf16 CPU: bf16, NHWC, compiled
-        (LARGE, False, "auto", None, ("float32", ("vae",), True)),  # large, bf16 emulated: fp32 NCHW UNet, compiled
-        (LARGE, True, "off", None, ("bfloat16", BOTH, False)),  # compile off means off
-        (None, True, "on", None, ("float32", BOTH, True)),  # compile asked for a small one
-        (LARGE, True, "auto", "float32", ("float32", ("vae",), True)),  # an asked dtype is kept
+    [  # threshold, CPU has native bf16, DEPICT_COMPILE, asked dtype -> (dtype, channels_last, compile, traced)
+        (None, True, "auto", None, ("float32", BOTH, False, BOTH)),  # small: fp32, NHWC (oneDNN beats small NCHW), traced
+        (LARGE, True, "auto", None, ("bfloat16", BOTH, True, ())),  # large on a bf16 CPU: bf16, NHWC, compiled
+        (LARGE, False, "auto", None, ("float32", ("vae",), True, ())),  # large, bf16 emulated: fp32 NCHW UNet, compiled
+        (LARGE, True, "off", None, ("bfloat16", BOTH, False, ())),  # compile off means off
+        (None, True, "off", None, ("float32", BOTH, False, ())),  # ... tracing too
+        (None, True, "on", None, ("float32", BOTH, True, ())),  # compile asked for a small one: Inductor, not traced
+        (LARGE, True, "auto", "float32", ("float32", ("vae",), True, ())),  # an asked dtype is kept
     ],
 )  # fmt: skip
 def test_policy_from_the_model_size_and_the_cpu(engine, monkeypatch, threshold, native_bf16, compile_env, dtype,
@@ -44,7 +45,7 @@ def test_policy_from_the_model_size_and_the_cpu(engine, monkeypatch, threshold, 
     monkeypatch.setenv("DEPICT_QUANTIZE", "off")  # int8 has its own table below
     monkeypatch.setattr(speed, "cpu_has_native_bf16", lambda: native_bf16)
     chosen = speed.decide(loaded.base, loaded.preset, choose_policy("cpu", dtype))
-    assert (chosen.dtype, chosen.channels_last, chosen.compile) == expected
+    assert (chosen.dtype, chosen.channels_last, chosen.compile, chosen.traced) == expected
     assert chosen.quantize == "off" and chosen.tiny_decoder.endswith("vae_tiny")
 
 
@@ -52,6 +53,7 @@ def test_small_models_are_left_alone_and_the_policy_is_in_the_metadata(engine):
     result = engine.text_to_image(PROMPT, seed=1)
     policy = result.metadata["speed_policy"]
     assert (policy["dtype"], policy["compile"], policy["quantize"]) == ("float32", False, "off")
+    assert policy["traced"] == ["unet", "vae"] and result.metadata["unet"] == "traced"
     unet = engine.load().base.unet  # other tests may have loaded LoRA layers into it since: not the model's own
     assert policy["unet_parameters"] == sum(p.numel() for n, p in unet.named_parameters() if "lora_" not in n)
     assert policy["family"] == "sd" and policy["tiny_decoder"].endswith("vae_tiny")  # 4 channels, 0.18215
@@ -197,6 +199,7 @@ def test_int8_where_it_pays(engine, monkeypatch, threshold, vnni, compile_env, q
     chosen = speed.decide(loaded.base, loaded.preset, choose_policy("cpu"))
     assert chosen.quantize == expected
     assert chosen.dtype == "float32" if expected == "int8" else True  # int8 keeps fp32 around it
+    assert chosen.traced == (BOTH if threshold is None and compile_env == "auto" else ())  # int8: a graph of its own
 
 
 @pytest.fixture(scope="module")
@@ -217,7 +220,8 @@ def test_int8_unet_within_tolerance_of_fp32(int8_engine, engine):
     loaded, reference = int8_engine.load(), engine.load().base.unet
     assert loaded.speed.quantize == "int8" and loaded.int8 is not None
     torch.manual_seed(0)
-    (sample_shape, sample_dtype), (step_shape, step_dtype), (text_shape, text_dtype) = loaded.int8.signature
+    (int8_signature,) = loaded.int8.graphs
+    (sample_shape, sample_dtype), (step_shape, step_dtype), (text_shape, text_dtype) = int8_signature
     sample, text = torch.randn(sample_shape, dtype=sample_dtype), torch.randn(text_shape, dtype=text_dtype)
     timestep = torch.full(step_shape, 999).to(step_dtype)
     with torch.no_grad():
@@ -232,15 +236,30 @@ def test_int8_unet_within_tolerance_of_fp32(int8_engine, engine):
     assert psnr(int8.images[0], engine.text_to_image(PROMPT, seed=5, fast_decode=False).images[0]) > 25
 
 
-def test_lora_adapters_switch_per_request_on_an_int8_unet(int8_engine, engine):
-    """A request with adapters runs the float UNet (the same image as an unquantised engine's); without, int8 again."""
+@pytest.fixture(scope="module")
+def eager_engine(tiny_preset):
+    """The tiny preset run eagerly: no compile, no traced graphs."""
+    patch = pytest.MonkeyPatch()
+    patch.setenv("DEPICT_COMPILE", "off")
+    eager = Engine(preset=str(tiny_preset))
+    eager.load()
+    patch.undo()
+    return eager
 
-    def image(on, **options):
-        result = on.text_to_image(PROMPT, seed=6, fast_decode=False, **options)
+
+@pytest.mark.parametrize("graphs, kind", [("int8_engine", "int8"), ("engine", "traced")])
+def test_lora_adapters_switch_per_request_on_a_unet_run_as_a_graph(request, eager_engine, graphs, kind):
+    """A request with adapters runs the float UNet eagerly (the same image as an eager engine's); without, the graph
+    again, bit for bit as before; a traced graph draws exactly the eager image."""
+    on = request.getfixturevalue(graphs)
+
+    def image(engine, **options):
+        result = engine.text_to_image(PROMPT, seed=6, fast_decode=False, **options)
         return result.metadata["unet"], result.images[0].tobytes()
 
-    unet, plain = image(int8_engine)
-    assert unet == "int8"
-    assert image(int8_engine, adapters={"warm": 1.0}) == ("float", image(engine, adapters={"warm": 1.0})[1])
-    assert image(int8_engine, adapters={"cool": 0.5}) == ("float", image(engine, adapters={"cool": 0.5})[1])
-    assert image(int8_engine) == ("int8", plain)  # and back, bit for bit
+    unet, plain = image(on)
+    assert unet == kind and image(eager_engine)[0] == "float"
+    assert (plain == image(eager_engine)[1]) == (kind == "traced")  # int8 numerics differ; a trace's do not
+    assert image(on, adapters={"warm": 1.0}) == ("float", image(eager_engine, adapters={"warm": 1.0})[1])
+    assert image(on, adapters={"cool": 0.5}) == ("float", image(eager_engine, adapters={"cool": 0.5})[1])
+    assert image(on) == (kind, plain)  # and back, bit for bit

@@ -15,6 +15,7 @@ from PIL import Image
 from .. import hub
 from ..control import JobControl
 from ..errors import JobCancelled, OutOfMemory
+from ..graphs import graph_of, stand_ins
 from ..pipelines import LoadedPreset, PipelineCache
 from ..presets import Preset
 from ..prompt_warnings import prompt_warnings
@@ -192,7 +193,7 @@ class Job:
             "seeds": [params.seed + i for i in range(params.num_images)],
             "attention": loaded.attention,
             "decoder": prepared.extras.get("decoder", "full"),
-            "unet": prepared.extras.get("unet", "float"),  # "int8" when the quantised UNet ran
+            "unet": prepared.extras.get("unet", "float"),  # "traced" or "int8" when a graph of the UNet ran
             "device": loaded.policy.device,
             "dtype": loaded.policy.key[1],
             "speed_policy": loaded.speed.as_metadata(),
@@ -238,9 +239,10 @@ def run_pipeline(loaded: LoadedPreset, prepared: Prepared, params: SamplingParam
                     num_images_per_prompt=params.num_images, generator=generators(params.seed, params.num_images),
                     callback_on_step_end=control.callback(resolved.steps))  # fmt: skip
         shape = (role, resolved.width, resolved.height, params.num_images, resolved.guidance > 1)
-        int8 = loaded.int8 if role != "instruct_edit" else None
-        if int8 is not None:  # a request's own LoRA adapters run on the float UNet
-            int8.enabled, int8_calls = not any(prepared.adapters.values()), int8.calls
+        for graph in stand_ins(pipeline):  # traced or int8 graphs; a request's own LoRA adapters run eagerly
+            graph.enabled = not any(prepared.adapters.values())
+        unet_graph = graph_of(pipeline.unet)
+        unet_calls = unet_graph.calls if unet_graph else 0
         try:
             output = loaded.first_call(pipeline, shape, control, lambda: pipeline(**call), prepared.extras)
         except torch.OutOfMemoryError as error:
@@ -254,7 +256,7 @@ def run_pipeline(loaded: LoadedPreset, prepared: Prepared, params: SamplingParam
             raise
         if control.cancel.is_set():
             raise JobCancelled("The job was cancelled.")
-        prepared.extras["unet"] = "int8" if int8 is not None and int8.calls > int8_calls else "float"
+        prepared.extras["unet"] = unet_graph.kind if unet_graph and unet_graph.calls > unet_calls else "float"
         if decoder is None:
             return output.images
         with torch.no_grad():

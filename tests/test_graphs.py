@@ -1,0 +1,114 @@
+"""Graph stand-ins (`models/graphs.py`): which calls run a traced graph, one graph per input signature, and on the
+bundled models every job's pixels exactly those of the eager path (the policy that picks tracing:
+tests/test_speed_policy.py)."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+
+from models import Engine, graphs
+from models.shapes import parse, render
+from training.evaluate import region_mask
+from training.train_text_to_image import build_unet
+
+TEXT_WIDTH = 32
+
+
+@pytest.fixture
+def unet():
+    torch.manual_seed(0)
+    return build_unet((32, 64), TEXT_WIDTH).eval()
+
+
+def inputs(batch: int = 1, size: int = 8) -> tuple:
+    return torch.randn(batch, 4, size, size), torch.tensor(999), torch.randn(batch, 5, TEXT_WIDTH)
+
+
+@pytest.mark.parametrize(
+    "call, traced",
+    [
+        (lambda u, s, t, e: u(s, t, e), True),
+        (lambda u, s, t, e: u(s, t, encoder_hidden_states=e, return_dict=False)[0], True),
+        (lambda u, s, t, e: u(sample=s, timestep=t, encoder_hidden_states=e, added_cond_kwargs={}).sample, True),
+        (lambda u, s, t, e: u(s, t, e, cross_attention_kwargs={"scale": 0.5}).sample, False),  # asks for something
+        (lambda u, s, t, e: u(s, 999, e).sample, False),  # a timestep that is not a tensor
+    ],
+)  # fmt: skip
+@torch.no_grad()
+def test_plain_calls_run_the_graph_and_others_the_module(unet, call, traced):
+    sample, timestep, text = inputs()
+    expected = unet(sample, timestep, text).sample
+    stand_in = graphs.trace(unet, graphs.UNET)
+    out = call(unet, sample, timestep, text)
+    out = out.sample if hasattr(out, "sample") else out
+    assert stand_in.calls == int(traced) and len(stand_in.graphs) == int(traced)
+    assert torch.equal(out, expected)
+    stand_in.enabled = False  # what a request with LoRA adapters sets
+    assert torch.equal(unet(sample, timestep, text).sample, expected) and stand_in.calls == int(traced)
+
+
+@torch.no_grad()
+def test_one_graph_per_input_signature_the_oldest_dropped(unet):
+    stand_in = graphs.trace(unet, graphs.UNET)
+    assert graphs.trace(unet, graphs.UNET) is stand_in  # installed once
+    shapes = [(batch, size) for size in (8, 16) for batch in range(1, 6)][: graphs.MAX_GRAPHS + 1]
+    for batch, size in shapes:
+        tensors = inputs(batch, size)
+        assert torch.equal(unet(*tensors).sample, stand_in.eager(*tensors).sample)
+    assert stand_in.calls == len(shapes) and len(stand_in.graphs) == graphs.MAX_GRAPHS
+    assert graphs.signature(inputs(*shapes[0])) not in stand_in.graphs
+
+
+@pytest.fixture(scope="module")
+def traced_bundled():
+    return Engine()
+
+
+@pytest.fixture(scope="module")
+def eager_bundled():
+    patch = pytest.MonkeyPatch()
+    patch.setenv("DEPICT_COMPILE", "off")
+    engine = Engine()
+    engine.load("bundled-fast")
+    patch.undo()
+    return engine
+
+
+PROMPT = "a small red star at the top on a blue background"
+JOBS = {  # every job of the bundled family, on the student where it offers it
+    "fast text to image": lambda e: e.text_to_image(PROMPT, preset="bundled-fast", seed=2),
+    "teacher text to image": lambda e: e.text_to_image(PROMPT, seed=2, num_images=2),
+    "keep-layout regenerate": lambda e: e.regenerate(render(PROMPT, seed=3), PROMPT, preset="bundled-fast",
+                                                     keep_layout=0.5, seed=2),
+    "inpaint": lambda e: e.inpaint(render(PROMPT, seed=3), region_mask(parse(PROMPT), 3),
+                                   "a small green circle at the top on a blue background", preset="bundled-fast"),
+    "style adapter": lambda e: e.style_transfer(render(PROMPT, seed=3), "striped", seed=2),
+    "instruct edit": lambda e: e.instruct_edit(render(PROMPT, seed=3), "make the star green", seed=2),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("job", JOBS)
+def test_traced_bundled_jobs_draw_the_eager_pixels(job, traced_bundled, eager_bundled):
+    traced = JOBS[job](traced_bundled)
+    eager = JOBS[job](eager_bundled)
+    assert traced.metadata["speed_policy"]["traced"] == ["unet", "vae"] and eager.metadata["unet"] == "float"
+    assert traced.metadata["unet"] == ("float" if job == "style adapter" else "traced")  # adapters run eagerly
+    for mine, theirs in zip(traced.images, eager.images, strict=True):
+        assert np.array_equal(np.asarray(mine), np.asarray(theirs))
+
+
+@torch.no_grad()
+def test_a_copied_module_runs_its_own_weights(unet):
+    """The adapters' decoder is a deep copy of the autoencoder: its LoRA must act, not the original's graph."""
+    stand_in = graphs.trace(unet, graphs.UNET)
+    tensors = inputs()
+    original = unet(*tensors).sample
+    copied = copy.deepcopy(unet)
+    assert graphs.graph_of(copied) is None and stand_in.calls == 1
+    copied.conv_out.bias.add_(1.0)
+    assert torch.allclose(copied(*tensors).sample, original + 1.0, atol=1e-5)
+    assert torch.equal(unet(*tensors).sample, original) and stand_in.calls == 2
