@@ -13,6 +13,7 @@ import torch
 from models import Engine, graphs
 from models.shapes import parse, render
 from training.evaluate import region_mask
+from training.macs import unet_macs
 from training.train_text_to_image import build_unet
 
 TEXT_WIDTH = 32
@@ -112,3 +113,11 @@ def test_a_copied_module_runs_its_own_weights(unet):
     copied.conv_out.bias.add_(1.0)
     assert torch.allclose(copied(*tensors).sample, original + 1.0, atol=1e-5)
     assert torch.equal(unet(*tensors).sample, original) and stand_in.calls == 2
+
+
+@torch.no_grad()
+def test_macs_of_a_traced_unet_are_its_modules_own(unet):
+    eager_macs = unet_macs(unet)
+    graphs.trace(unet, graphs.UNET)
+    unet(*inputs())  # a graph made and run
+    assert unet_macs(unet) == eager_macs > 0
