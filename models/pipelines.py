@@ -194,32 +194,23 @@ class LoadedPreset:
                     log.warning("fast decode off for %s: %s", self.preset.name, error)
                     return None
                 layout = memory_format("vae", self.speed.channels_last)
-                vae = vae.to(self.policy.device, memory_format=layout).eval()
-                if self.speed.compile:  # at 512x512 the tiny decode is a seventh of an SD-Turbo image
-                    vae.decoder.compile()  # bf16: 440 -> 301 ms, for 19.5 s of compile once per machine
-                self._tiny_vae = vae
+                self._tiny_vae = vae.to(self.policy.device, memory_format=layout).eval()
         return self._tiny_vae
 
     def first_call(self, pipeline, shape: tuple, control: JobControl, run, extras: dict):
         """`run()`; when the pipeline's compiled UNet has not yet run at this shape, say that the request waits for
-        compilation, time it (`extras["compile_wait"]`, seconds: compiling the UNet and the tiny decoder, or reading
-        the compile cache, and the run) and survive a broken compile cache (`compile_cache.guarded_call`)."""
+        compilation, time it (`extras["compile_wait"]`, seconds: compiling, or reading the compile cache, and the
+        run) and survive a broken compile cache (`compile_cache.guarded_call`)."""
         unet = getattr(pipeline, "unet", None)
         if unet is None or unet._compiled_call_impl is None or (id(unet), shape) in self._warm:
             return run()
         control.report(COMPILING)
         started = time.perf_counter()
-        output = compile_cache.guarded_call(run, lambda: self._run_eagerly(unet))
+        output = compile_cache.guarded_call(run, lambda: setattr(unet, "_compiled_call_impl", None))
         self._warm.add((id(unet), shape))
         self.compile_seconds[shape] = extras["compile_wait"] = time.perf_counter() - started
         log.info("first compiled call of %s at %s: %.1fs", self.preset.name, shape, self.compile_seconds[shape])
         return output
-
-    def _run_eagerly(self, unet) -> None:
-        """Drop the compiled forwards of `unet` and the tiny decoder (their compile failed twice)."""
-        for module in (unet, getattr(self._tiny_vae, "decoder", None)):
-            if module is not None:
-                module._compiled_call_impl = None
 
     def scheduler(self, role: str, name: str | None):
         """The role's sampler `name` (None: the model's own), built once and reused under the role's lock: every

@@ -94,7 +94,6 @@ def test_a_plain_sd_folder_gets_bf16_compile_and_taesd_over_the_threshold(tiny_p
     assert loaded.base.unet.conv_in.weight.is_contiguous(memory_format=torch.channels_last)
     assert loaded.base.unet._compiled_call_impl is not None
     assert type(loaded.tiny_vae()).__name__ == "AutoencoderTiny" and loaded.tiny_vae().dtype == torch.bfloat16
-    assert loaded.tiny_vae().decoder._compiled_call_impl is not None  # compiled beside the UNet
     assert (tmp_path / "compile_cache" / STAMP).read_text() == torch.__version__
 
 
@@ -169,9 +168,6 @@ def test_compile_is_paid_once_and_survives_a_corrupt_cache(tiny_preset, engine, 
     assert psnr(later.images[0], eager) > 40
     assert counters["inductor"]["fxgraph_cache_hit"] > hits  # a later start reads the compiled graphs
     print(f"first start waited {first.timings['compile_wait']:.1f}s, a later start {later.timings['compile_wait']:.1f}s")
-    fast = Engine(preset=str(tiny_preset)).text_to_image(PROMPT, seed=4)  # the tiny decoder compiled with the UNet
-    assert fast.metadata["decoder"] == "tiny" and fast.timings["compile_wait"] > 0
-    assert psnr(fast.images[0], engine.text_to_image(PROMPT, seed=4).images[0]) > 40
 
     for path in folder.rglob("*"):
         if path.is_file() and path.name != STAMP:

@@ -238,22 +238,13 @@ def run_pipeline(loaded: LoadedPreset, prepared: Prepared, params: SamplingParam
         call = dict(args, num_inference_steps=resolved.steps, guidance_scale=resolved.guidance,
                     num_images_per_prompt=params.num_images, generator=generators(params.seed, params.num_images),
                     callback_on_step_end=control.callback(resolved.steps))  # fmt: skip
-        shape = (role, resolved.width, resolved.height, params.num_images, resolved.guidance > 1,
-                 decoder is not None and decoder is tiny)  # a compiled tiny decoder compiles at its first shape too
+        shape = (role, resolved.width, resolved.height, params.num_images, resolved.guidance > 1)
         for graph in stand_ins(pipeline):  # traced or int8 graphs; a request's own LoRA adapters run eagerly
             graph.enabled = not any(prepared.adapters.values())
         unet_graph = graph_of(pipeline.unet)
         unet_calls = unet_graph.calls if unet_graph else 0
-
-        def generate():
-            output = pipeline(**call)
-            if decoder is None or control.cancel.is_set():
-                return output.images
-            with torch.no_grad():
-                return decoder.decode(output.images.to(decoder.dtype) / decoder.config.scaling_factor).sample
-
         try:
-            images = loaded.first_call(pipeline, shape, control, generate, prepared.extras)
+            output = loaded.first_call(pipeline, shape, control, lambda: pipeline(**call), prepared.extras)
         except torch.OutOfMemoryError as error:
             loaded.adapters.reset()
             PipelineCache.empty_device_cache()
@@ -267,8 +258,10 @@ def run_pipeline(loaded: LoadedPreset, prepared: Prepared, params: SamplingParam
             raise JobCancelled("The job was cancelled.")
         prepared.extras["unet"] = unet_graph.kind if unet_graph and unet_graph.calls > unet_calls else "float"
         if decoder is None:
-            return images
-        return pipeline.image_processor.postprocess(images.float(), output_type="pil")
+            return output.images
+        with torch.no_grad():
+            decoded = decoder.decode(output.images.to(decoder.dtype) / decoder.config.scaling_factor).sample
+        return pipeline.image_processor.postprocess(decoded.float(), output_type="pil")
 
 
 def fast_decoder(loaded: LoadedPreset, params: SamplingParams):
