@@ -74,7 +74,8 @@ def _env_mode(name: str, modes: tuple[str, ...]) -> str:
 
 
 def compile_mode() -> str:
-    """`DEPICT_COMPILE`: auto (large UNets), on (every UNet) or off (no compile and no compile cache)."""
+    """`DEPICT_COMPILE`: auto (large UNets compiled, small ones traced on CPU), on (every UNet compiled) or off
+    (no compile, no traced graphs, no compile cache)."""
     return _env_mode("DEPICT_COMPILE", ("auto", "on", "off"))
 
 
