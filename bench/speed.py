@@ -9,7 +9,6 @@ same run (baseline / Depict: above 1 means Depict is faster).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import statistics
@@ -18,6 +17,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from unittest import mock
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -212,16 +212,6 @@ def plain_folder(folder: Path, baseline_ms: float, repeats: int) -> list[dict]:
     return rows
 
 
-@contextlib.contextmanager
-def compile_setting(value: str):
-    """`DEPICT_COMPILE` set to `value` while engines load inside."""
-    os.environ["DEPICT_COMPILE"] = value
-    try:
-        yield
-    finally:
-        del os.environ["DEPICT_COMPILE"]
-
-
 def first_call_s(engine: Engine) -> float:
     """A new engine's first image in seconds: loading, and tracing or compiling, included."""
     started = time.perf_counter()
@@ -236,7 +226,7 @@ def precision_and_compile(repeats: int, prompts: int = 5) -> list[dict]:
     traced = Engine(dtype="float32")
     traced_first_s = first_call_s(traced)
     reference_ms = median_ms(lambda: traced.text_to_image(PROMPT, seed=0), repeats)
-    with compile_setting("off"):
+    with mock.patch.dict(os.environ, {"DEPICT_COMPILE": "off"}):  # read while engines load
         eager = Engine(dtype="float32")
         eager_ms = median_ms(lambda: eager.text_to_image(PROMPT, seed=0), repeats)
     bf16 = Engine(dtype="bfloat16")
@@ -244,7 +234,7 @@ def precision_and_compile(repeats: int, prompts: int = 5) -> list[dict]:
     captions = [s.caption for s in random_scenes(prompts, seed=1000)]
     quality = [psnr(traced.text_to_image(c, seed=i).images[0], bf16.text_to_image(c, seed=i).images[0])
                for i, c in enumerate(captions)]  # fmt: skip
-    with compile_setting("on"):
+    with mock.patch.dict(os.environ, {"DEPICT_COMPILE": "on"}):
         compiled = Engine(dtype="float32")
         first_s = first_call_s(compiled)
         compiled_ms = median_ms(lambda: compiled.text_to_image(PROMPT, seed=0), repeats)

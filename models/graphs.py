@@ -109,8 +109,9 @@ class GraphForward:
 def trace(module: torch.nn.Module, interface: Interface) -> GraphForward:
     """Run `module` through TorchScript graphs traced per input signature (its weights shared, not copied); the
     installed stand-in, or the one already there."""
-    if graph_of(module):
-        return graph_of(module)
+    installed = graph_of(module)
+    if installed:
+        return installed
     stand_in = GraphForward(module, interface, "traced")
     recorded = Positional(module, stand_in.eager, interface).eval()
 
