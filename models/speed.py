@@ -90,13 +90,13 @@ def nhwc_components(device: str, dtype: torch.dtype, large: bool) -> tuple[str, 
 
 
 def traced_components(device: str, large: bool, mode: str, graphs_of_its_own: bool) -> tuple[str, ...]:
-    """The components run as traced TorchScript graphs: a small model's UNet and autoencoder on CPU, where a call is
-    mostly Python overhead (bundled UNet pass 12.2 -> 9.1 ms, decode 9.3 -> 5.2 ms, 0.6 s of tracing a shape). Not
-    large models (their time is in the kernels), not compiled or int8 ones (graphs of their own), not with
-    `DEPICT_COMPILE=off`."""
+    """The components run as traced TorchScript graphs: a small model's UNet, autoencoder and text encoder on CPU,
+    where a call is mostly Python overhead (bundled UNet pass 12.2 -> 9.1 ms, decode 9.3 -> 5.2 ms, text encoder
+    0.68 -> 0.28 ms; 0.6 s of tracing a shape). Not large models (their time is in the kernels), not compiled or int8
+    ones (graphs of their own), not with `DEPICT_COMPILE=off`."""
     if device != "cpu" or large or mode == "off" or graphs_of_its_own:
         return ()
-    return ("unet", "vae")
+    return ("unet", "vae", "text_encoder")
 
 
 def decide(pipeline, preset: Preset, policy: DevicePolicy) -> SpeedPolicy:
@@ -131,7 +131,7 @@ def decide(pipeline, preset: Preset, policy: DevicePolicy) -> SpeedPolicy:
     reasons.append(f"compile {'on' if compiled else 'off'} (DEPICT_COMPILE={mode})")
     traced = traced_components(policy.device, large, mode, compiled or int8) if unet is not None else ()
     if traced:
-        reasons.append("traced UNet and autoencoder: a small model on CPU, mostly Python overhead")
+        reasons.append("traced UNet, autoencoder and text encoder: a small model on CPU, mostly Python overhead")
     family = latent_family(pipeline)
     return SpeedPolicy(
         unet_parameters=count, family=family, device=policy.device, cpu_bf16=native_bf16, cpu_vnni=vnni,

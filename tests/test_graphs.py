@@ -5,16 +5,18 @@ tests/test_speed_policy.py)."""
 from __future__ import annotations
 
 import copy
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
 
 from models import Engine, graphs
-from models.shapes import parse, render
+from models.shapes import parse, render, vocabulary
 from training.evaluate import region_mask
 from training.macs import unet_macs
-from training.train_text_to_image import build_unet
+from training.tokenizer import build_tokenizer
+from training.train_text_to_image import build_text_encoder, build_unet
 
 TEXT_WIDTH = 32
 
@@ -50,6 +52,28 @@ def test_plain_calls_run_the_graph_and_others_the_module(unet, call, traced):
     assert torch.equal(out, expected)
     stand_in.enabled = False  # what a request with LoRA adapters sets
     assert torch.equal(unet(sample, timestep, text).sample, expected) and stand_in.calls == int(traced)
+
+
+@torch.no_grad()
+def test_a_traced_clip_text_encoder_returns_what_its_callers_read():
+    """Both outputs as the model gives them (diffusers' pipelines read `[0]`, others `.pooler_output`); a call asking
+    for hidden states (SDXL, clip skip) runs the model itself."""
+    torch.manual_seed(0)
+    tokenizer = build_tokenizer(vocabulary())
+    encoder = build_text_encoder(len(tokenizer), TEXT_WIDTH, tokenizer).eval()
+    ids = tokenizer(["a small red star"], padding="max_length", max_length=tokenizer.model_max_length,
+                    return_tensors="pt").input_ids  # fmt: skip
+    expected, expected_hidden = encoder(ids), encoder(ids, output_hidden_states=True).hidden_states
+    graphs.trace_pipeline(SimpleNamespace(text_encoder=encoder), ("text_encoder",))
+    stand_in = graphs.graph_of(encoder)
+    out = encoder(ids)
+    assert stand_in.calls == 1 and torch.equal(out[0], expected[0])
+    assert torch.equal(out.last_hidden_state, expected.last_hidden_state)
+    assert torch.equal(out.pooler_output, expected.pooler_output)
+    last, pooled = encoder(ids, attention_mask=None, return_dict=False)
+    assert stand_in.calls == 2 and torch.equal(pooled, expected.pooler_output)
+    hidden = encoder(ids, output_hidden_states=True)
+    assert stand_in.calls == 2 and all(map(torch.equal, hidden.hidden_states, expected_hidden))
 
 
 @torch.no_grad()
@@ -96,7 +120,8 @@ JOBS = {  # every job of the bundled family, on the student where it offers it
 def test_traced_bundled_jobs_draw_the_eager_pixels(job, traced_bundled, eager_bundled):
     traced = JOBS[job](traced_bundled)
     eager = JOBS[job](eager_bundled)
-    assert traced.metadata["speed_policy"]["traced"] == ["unet", "vae"] and eager.metadata["unet"] == "float"
+    assert traced.metadata["speed_policy"]["traced"] == ["unet", "vae", "text_encoder"]
+    assert eager.metadata["unet"] == "float"
     assert traced.metadata["unet"] == ("float" if job == "style adapter" else "traced")  # adapters run eagerly
     for mine, theirs in zip(traced.images, eager.images, strict=True):
         assert np.array_equal(np.asarray(mine), np.asarray(theirs))

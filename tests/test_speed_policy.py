@@ -22,12 +22,13 @@ from tests.test_engine import PROMPT
 
 LARGE = 1_000  # a threshold the tiny test UNet is over
 BOTH = ("unet", "vae")
+TRACED = ("unet", "vae", "text_encoder")
 
 
 @pytest.mark.parametrize(
     "threshold, native_bf16, compile_env, dtype, expected",
     [  # threshold, CPU has native bf16, DEPICT_COMPILE, asked dtype -> (dtype, channels_last, compile, traced)
-        (None, True, "auto", None, ("float32", BOTH, False, BOTH)),  # small: fp32, NHWC (oneDNN beats small NCHW), traced
+        (None, True, "auto", None, ("float32", BOTH, False, TRACED)),  # small: fp32, NHWC (oneDNN beats small NCHW), traced
         (LARGE, True, "auto", None, ("bfloat16", BOTH, True, ())),  # large on a bf16 CPU: bf16, NHWC, compiled
         (LARGE, False, "auto", None, ("float32", ("vae",), True, ())),  # large, bf16 emulated: fp32 NCHW UNet, compiled
         (LARGE, True, "off", None, ("bfloat16", BOTH, False, ())),  # compile off means off
@@ -53,7 +54,7 @@ def test_small_models_are_left_alone_and_the_policy_is_in_the_metadata(engine):
     result = engine.text_to_image(PROMPT, seed=1)
     policy = result.metadata["speed_policy"]
     assert (policy["dtype"], policy["compile"], policy["quantize"]) == ("float32", False, "off")
-    assert policy["traced"] == ["unet", "vae"] and result.metadata["unet"] == "traced"
+    assert policy["traced"] == list(TRACED) and result.metadata["unet"] == "traced"
     unet = engine.load().base.unet  # other tests may have loaded LoRA layers into it since: not the model's own
     assert policy["unet_parameters"] == sum(p.numel() for n, p in unet.named_parameters() if "lora_" not in n)
     assert policy["family"] == "sd" and policy["tiny_decoder"].endswith("vae_tiny")  # 4 channels, 0.18215
@@ -199,7 +200,7 @@ def test_int8_where_it_pays(engine, monkeypatch, threshold, vnni, compile_env, q
     chosen = speed.decide(loaded.base, loaded.preset, choose_policy("cpu"))
     assert chosen.quantize == expected
     assert chosen.dtype == "float32" if expected == "int8" else True  # int8 keeps fp32 around it
-    assert chosen.traced == (BOTH if threshold is None and compile_env == "auto" else ())  # int8: a graph of its own
+    assert chosen.traced == (TRACED if threshold is None and compile_env == "auto" else ())  # int8: a graph of its own
 
 
 @pytest.fixture(scope="module")

@@ -28,6 +28,7 @@ from training.train_text_to_image import NOISE, build_text_encoder, build_unet
 
 WIDTH = 32
 LORA_TARGETS = ["to_k", "to_q", "to_v", "to_out.0"]
+TEXT_LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "out_proj"]
 
 
 def _components(seed: int) -> dict:
@@ -45,16 +46,19 @@ def _components(seed: int) -> dict:
     }
 
 
-def save_lora(unet, folder: Path, name: str, seed: int, rank: int = 4) -> Path:
-    """A random LoRA for `unet` saved in diffusers' format as `folder/name.safetensors`."""
+def save_lora(unet, folder: Path, name: str, seed: int, rank: int = 4, text_encoder=None) -> Path:
+    """A random LoRA for `unet` (and `text_encoder`, when given) saved in diffusers' format as
+    `folder/name.safetensors`."""
     torch.manual_seed(seed)
-    config = LoraConfig(r=rank, lora_alpha=rank, target_modules=LORA_TARGETS, init_lora_weights=False)
-    unet.add_adapter(config, adapter_name=name)
-    layers = convert_state_dict_to_diffusers(get_peft_model_state_dict(unet, adapter_name=name))
-    StableDiffusionPipeline.save_lora_weights(
-        folder, unet_lora_layers=layers, unet_lora_adapter_metadata=config.to_dict(), weight_name=f"{name}.safetensors"
-    )
-    unet.delete_adapters(name)
+    layers = {}
+    for prefix, module, targets in (("unet", unet, LORA_TARGETS), ("text_encoder", text_encoder, TEXT_LORA_TARGETS)):
+        if module is not None:
+            config = LoraConfig(r=rank, lora_alpha=rank, target_modules=targets, init_lora_weights=False)
+            module.add_adapter(config, adapter_name=name)
+            state = convert_state_dict_to_diffusers(get_peft_model_state_dict(module, adapter_name=name))
+            layers |= {f"{prefix}_lora_layers": state, f"{prefix}_lora_adapter_metadata": config.to_dict()}
+            (getattr(module, "delete_adapters", None) or module.delete_adapter)(name)  # diffusers' or transformers' name
+    StableDiffusionPipeline.save_lora_weights(folder, weight_name=f"{name}.safetensors", **layers)
     return folder / f"{name}.safetensors"
 
 
@@ -81,8 +85,9 @@ def build_tiny_preset(folder: Path, adapters=("warm", "cool")) -> Path:
     processor.save_pretrained(folder / "captioner")
 
     (folder / "adapters").mkdir()
-    for index, name in enumerate(adapters):
-        save_lora(components["unet"], folder / "adapters", name, seed=10 + index)
+    for index, name in enumerate(adapters):  # the second one adapts the text encoder too
+        text_encoder = components["text_encoder"] if index == 1 else None
+        save_lora(components["unet"], folder / "adapters", name, seed=10 + index, text_encoder=text_encoder)
 
     spec = {
         "label": "Tiny random test preset", "text_to_image": "text_to_image", "captioner": "captioner",

@@ -226,9 +226,11 @@ def run_pipeline(loaded: LoadedPreset, prepared: Prepared, params: SamplingParam
     with loaded.lock_for(role):
         args = dict(prepared.args)
         adapters_decoder = None
-        if role != "instruct_edit":
+        if role != "instruct_edit":  # instruct edit takes no adapters and leaves the shared modules' graphs as set
             loaded.release_shared_adapters()
             adapters_decoder = loaded.adapters.apply(pipeline, prepared.adapters)
+            for graph in stand_ins(pipeline):  # traced or int8 graphs; a request's own LoRA adapters run eagerly
+                graph.enabled = not any(prepared.adapters.values())
             args = loaded.prompts.substitute(pipeline, args, prepared.adapters, guided=resolved.guidance > 1)
         decoder = adapters_decoder or tiny
         prepared.extras["decoder"] = "adapters" if adapters_decoder else "tiny" if decoder is not None else "full"
@@ -239,8 +241,6 @@ def run_pipeline(loaded: LoadedPreset, prepared: Prepared, params: SamplingParam
                     num_images_per_prompt=params.num_images, generator=generators(params.seed, params.num_images),
                     callback_on_step_end=control.callback(resolved.steps))  # fmt: skip
         shape = (role, resolved.width, resolved.height, params.num_images, resolved.guidance > 1)
-        for graph in stand_ins(pipeline):  # traced or int8 graphs; a request's own LoRA adapters run eagerly
-            graph.enabled = not any(prepared.adapters.values())
         unet_graph = graph_of(pipeline.unet)
         unet_calls = unet_graph.calls if unet_graph else 0
         try:
