@@ -11,7 +11,8 @@ from dataclasses import dataclass
 import psutil
 import torch
 
-from .graphs import trace_pipeline
+from .compile_cache import compile_ahead
+from .graphs import trace_pipeline, unet_interface
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +116,7 @@ def pin_execution_device(pipeline, policy: DevicePolicy) -> None:
 def configure_pipeline(pipeline, policy: DevicePolicy, compile_unet: bool = False,
                        channels_last: Collection[str] = (), traced: tuple[str, ...] = ()) -> str:
     """Move a pipeline to the policy's device and dtype, set attention and memory options, lay out the components
-    named in `channels_last` (`unet`, `vae`) NHWC, compile its UNet when asked, run the components named in `traced`
+    named in `channels_last` (`unet`, `vae`) NHWC, compile its UNet when asked (`models.compile_cache`), run the components named in `traced`
     through traced graphs (`models.graphs`); returns the attention backend."""
     if policy.cpu_offload:
         pipeline.enable_model_cpu_offload()
@@ -133,8 +134,11 @@ def configure_pipeline(pipeline, policy: DevicePolicy, compile_unet: bool = Fals
         module = getattr(pipeline, name, None)
         if module is not None:
             module.to(memory_format=memory_format(name, channels_last))
-    if compile_unet and getattr(pipeline, "unet", None) is not None:
-        pipeline.unet.compile()  # in place: the module, its weights and its adapters stay shared
+    unet = getattr(pipeline, "unet", None)
+    if compile_unet and unet is not None and policy.device == "cpu":
+        compile_ahead(unet, unet_interface(unet))  # a package per input signature, made or read on first use
+    elif compile_unet and unet is not None:
+        unet.compile()  # in place: the module, its weights and its adapters stay shared
     trace_pipeline(pipeline, traced)
     vae = getattr(pipeline, "vae", None)
     if policy.vae_tiling and vae is not None and hasattr(vae, "enable_tiling"):

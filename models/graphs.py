@@ -1,8 +1,9 @@
 """Captured graphs standing in for a module's forward: a plain call runs the graph made for its input signature, any
 other call the module's own (eager) forward, whose weights the graphs share.
 
-Two kinds fill them: the int8 UNet (`models.quantize`, one graph for its calibrated shape) and TorchScript traces
-(`trace`), which the speed policy picks for small models on CPU. There a call is mostly Python: one bundled UNet
+Three kinds fill them: AOTInductor packages of large UNets (`models.compile_cache`), the int8 UNet
+(`models.quantize`, one graph for its calibrated shape) and TorchScript traces (`trace`), which the speed policy
+picks for small models on CPU. There a call is mostly Python: one bundled UNet
 pass runs ~430 modules whose kernels take microseconds; traced, the bundled UNet pass took 9.1 ms against 12.2 ms
 eager and its decode 5.2 against 9.3 ms, with identical outputs, for 0.6 s of tracing per shape (Inductor: ~20%
 faster, for a 71 s first compile); its CLIP text encoder 0.68 -> 0.28 ms. While a request's LoRA adapters are
@@ -16,7 +17,7 @@ import logging
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from diffusers.models.unets.unet_2d_condition import UNet2DConditionOutput
@@ -39,18 +40,30 @@ def signature(tensors) -> tuple:
 
 @dataclass(frozen=True)
 class Interface:
-    """How a module is called: the tensor arguments a graph takes (positional, in order), the options its forward
-    is called with inside a graph, how many of its outputs a graph returns (one tensor, or a tuple of the first
-    `outputs`) and how a graph's output is returned to the caller (`wrap(out, return_dict)`)."""
+    """How a module is called: the tensor arguments a graph takes (positional, in order: `names`, then the entries
+    of each `nested` dictionary argument), the options its forward is called with inside a graph, how many of its
+    outputs a graph returns (one tensor, or a tuple of the first `outputs`) and how a graph's output is returned to
+    the caller (`wrap(out, return_dict)`)."""
 
     names: tuple[str, ...]
     options: tuple[tuple[str, object], ...]
     wrap: Callable
     outputs: int = 1
+    nested: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+    def call_arguments(self, inputs: tuple) -> dict:
+        """The keyword arguments of the module's forward for a graph's positional tensors."""
+        arguments = dict(zip(self.names, inputs))
+        position = len(self.names)
+        for name, entries in self.nested:
+            arguments[name] = dict(zip(entries, inputs[position: position + len(entries)]))
+            position += len(entries)
+        return {**arguments, **dict(self.options)}
 
 
 UNET = Interface(("sample", "timestep", "encoder_hidden_states"), (("return_dict", False),),
                  lambda out, return_dict: UNet2DConditionOutput(sample=out) if return_dict else (out,))  # fmt: skip
+UNET_XL = replace(UNET, nested=(("added_cond_kwargs", ("text_embeds", "time_ids")),))  # SDXL's pooled text and sizes
 AUTOENCODER_HALF = Interface(("sample",), (), lambda out, return_dict: out)  # an AutoencoderKL's encoder or decoder
 CLIP_TEXT = Interface(("input_ids",), (("return_dict", False),), outputs=2,
                       wrap=lambda out, return_dict: BaseModelOutputWithPooling(*out) if return_dict else out)  # fmt: skip
@@ -65,7 +78,7 @@ class Positional(torch.nn.Module):
         self.module, self.call, self.interface = module, forward, interface
 
     def forward(self, *inputs):
-        out = self.call(**dict(zip(self.interface.names, inputs)), **dict(self.interface.options))
+        out = self.call(**self.interface.call_arguments(inputs))
         if self.interface.outputs > 1:
             return tuple(out[: self.interface.outputs])
         return out[0] if isinstance(out, tuple) else out
@@ -74,7 +87,8 @@ class Positional(torch.nn.Module):
 class GraphForward:
     """Stands in for `module.forward`. A call whose interface tensors are given and whose other arguments are unset
     runs the graph for their signature while `enabled` (made by `make` on first sight, if given); every other call
-    runs the module's own forward. `calls` counts graph calls, `kind` names the graphs ("traced", "int8")."""
+    runs the module's own forward. `calls` counts graph calls, `kind` names the graphs ("traced", "compiled",
+    "int8")."""
 
     def __init__(self, module: torch.nn.Module, interface: Interface, kind: str, graphs: dict | None = None,
                  make: Callable | None = None):  # fmt: skip
@@ -98,12 +112,17 @@ class GraphForward:
 
     def _inputs(self, args: tuple, kwargs: dict) -> tuple | None:
         """The interface's tensors of a plain call, in order; None for any other call."""
-        names = self.interface.names
+        names, nested = self.interface.names, dict(self.interface.nested)
         if not self.enabled or len(args) > len(names):
             return None
         given = dict(zip(names, args))
         inputs = tuple(given[n] if n in given else kwargs.get(n) for n in names)
-        rest = (value for name, value in kwargs.items() if name not in names and name != "return_dict")
+        for name, entries in nested.items():
+            value = kwargs.get(name)
+            if not isinstance(value, dict) or set(value) != set(entries):
+                return None
+            inputs += tuple(value[entry] for entry in entries)
+        rest = (value for name, value in kwargs.items() if name not in (*names, *nested, "return_dict"))
         return inputs if all(torch.is_tensor(t) for t in inputs) and all(unset(v) for v in rest) else None
 
     def _graph(self, inputs: tuple) -> Callable | None:
@@ -142,7 +161,7 @@ def trace_pipeline(pipeline, components: tuple[str, ...]) -> None:
     text encoder (`text_encoder`; other text encoders run as they are)."""
     unet, vae = getattr(pipeline, "unet", None), getattr(pipeline, "vae", None)
     if "unet" in components and unet is not None:
-        trace(unet, UNET)
+        trace(unet, unet_interface(unet))
     text_encoder = getattr(pipeline, "text_encoder", None)
     if "text_encoder" in components and type(text_encoder) is CLIPTextModel:
         trace(text_encoder, CLIP_TEXT)
@@ -150,6 +169,11 @@ def trace_pipeline(pipeline, components: tuple[str, ...]) -> None:
         for half in (getattr(vae, "encoder", None), getattr(vae, "decoder", None)):
             if half is not None:
                 trace(half, AUTOENCODER_HALF)
+
+
+def unet_interface(unet) -> Interface:
+    """SDXL's interface for a UNet conditioned on pooled text and sizes, else the plain one."""
+    return UNET_XL if unet.config.get("addition_embed_type") == "text_time" else UNET
 
 
 def graph_of(module) -> GraphForward | None:

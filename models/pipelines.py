@@ -31,6 +31,7 @@ from .adapters import AdapterCatalog, AdapterState
 from .captioner import Captioner
 from .control import JobControl
 from .devices import DevicePolicy, configure_pipeline, memory_format, pin_execution_device
+from .graphs import graph_of
 from .errors import PresetUnavailable
 from .presets import Preset, hub_reachable, is_available
 from .prompt_cache import PromptCache
@@ -47,7 +48,7 @@ _PIPELINE_LOAD_OPTIONS = {"use_safetensors": True, "trust_remote_code": False, "
                           "feature_extractor": None, "requires_safety_checker": False}  # fmt: skip
 SPEED_ADAPTER = "speed"
 COMPILING = ("Compiling the model for this image size: the first image on this machine waits for it, "
-             "later starts read the compile cache.")  # fmt: skip
+             "later starts read what it compiled.")  # fmt: skip
 
 
 def load_pretrained(loader, source: str, preset: Preset, role: str, **kwargs):
@@ -199,13 +200,16 @@ class LoadedPreset:
 
     def first_call(self, pipeline, shape: tuple, control: JobControl, run, extras: dict):
         """`run()`; when the pipeline's compiled UNet has not yet run at this shape, say that the request waits for
-        compilation, time it (`extras["compile_wait"]`, seconds: compiling, or reading the compile cache, and the
-        run) and survive a broken compile cache (`compile_cache.guarded_call`)."""
+        compilation, time it (`extras["compile_wait"]`, seconds: compiling, or reading the compiled package or
+        cache, and the run) and survive a broken `torch.compile` cache (`compile_cache.guarded_call`)."""
         unet = getattr(pipeline, "unet", None)
-        if unet is None or unet._compiled_call_impl is None or (id(unet), shape) in self._warm:
+        graph = graph_of(unet) if unet is not None else None
+        packaged = graph is not None and graph.kind == "compiled" and graph.enabled
+        if not (packaged or getattr(unet, "_compiled_call_impl", None)) or (id(unet), shape) in self._warm:
             return run()
         control.report(COMPILING)
         started = time.perf_counter()
+        # a package that neither loads nor compiles leaves its shape eager by itself (`compile_ahead`)
         output = compile_cache.guarded_call(run, lambda: setattr(unet, "_compiled_call_impl", None))
         self._warm.add((id(unet), shape))
         self.compile_seconds[shape] = extras["compile_wait"] = time.perf_counter() - started

@@ -54,7 +54,7 @@ _VAE = {"block_out_channels": (8, 8, 8, 8), "norm_num_groups": 4, "layers_per_bl
 _UNET_SD = {"block_out_channels": (WIDTH, 2 * WIDTH), "layers_per_block": 1, "sample_size": 64, "norm_num_groups": 8,
             "down_block_types": ("CrossAttnDownBlock2D", "DownBlock2D"),
             "up_block_types": ("UpBlock2D", "CrossAttnUpBlock2D")}  # fmt: skip
-_UNET_SDXL = {"block_out_channels": (WIDTH, 2 * WIDTH), "layers_per_block": 2, "sample_size": 64, "norm_num_groups": 8,
+UNET_SDXL = {"block_out_channels": (WIDTH, 2 * WIDTH), "layers_per_block": 2, "sample_size": 64, "norm_num_groups": 8,
               "down_block_types": ("DownBlock2D", "CrossAttnDownBlock2D"),
               "up_block_types": ("CrossAttnUpBlock2D", "UpBlock2D"), "attention_head_dim": (2, 4),
               "use_linear_projection": True, "cross_attention_dim": 2 * WIDTH, "addition_embed_type": "text_time",
@@ -147,7 +147,7 @@ def sdxl_turbo(root: Path) -> None:
     tokenizer, tokenizer_2 = clip_tokenizer(pad_token="<|endoftext|>"), clip_tokenizer(pad_token="!")
     pipeline = StableDiffusionXLPipeline(
         vae=vae(0.13025), text_encoder=clip_text(tokenizer), text_encoder_2=clip_text(tokenizer_2, projection=True),
-        tokenizer=tokenizer, tokenizer_2=tokenizer_2, unet=UNet2DConditionModel(**_UNET_SDXL),
+        tokenizer=tokenizer, tokenizer_2=tokenizer_2, unet=UNet2DConditionModel(**UNET_SDXL),
         scheduler=EulerAncestralDiscreteScheduler(**_NOISE, timestep_spacing="trailing"),
     )  # fmt: skip
     save_pipeline(pipeline, snapshot(root, "stabilityai/sdxl-turbo"), fp16=True)
@@ -241,7 +241,7 @@ def ip_adapter(root: Path) -> None:
     torch.manual_seed(9)
     folder = snapshot(root, "h94/IP-Adapter")
     unets = {"models": UNet2DConditionModel(**_UNET_SD, attention_head_dim=8, cross_attention_dim=WIDTH),
-             "sdxl_models": UNet2DConditionModel(**_UNET_SDXL)}  # fmt: skip
+             "sdxl_models": UNet2DConditionModel(**UNET_SDXL)}  # fmt: skip
     files = {"models": "ip-adapter_sd15.safetensors", "sdxl_models": "ip-adapter_sdxl.safetensors"}
     for sub, unet in unets.items():
         dim = IMAGE_ENCODER_DIMS[sub]

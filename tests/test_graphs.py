@@ -11,8 +11,12 @@ import numpy as np
 import pytest
 import torch
 
+from diffusers import UNet2DConditionModel
+
 from models import Engine, graphs
 from models.shapes import parse, render, vocabulary
+from tests.hub_cache import UNET_SDXL
+from tests.hub_cache import WIDTH as HUB_WIDTH
 from training.evaluate import region_mask
 from training.macs import unet_macs
 from training.tokenizer import build_tokenizer
@@ -74,6 +78,20 @@ def test_a_traced_clip_text_encoder_returns_what_its_callers_read():
     assert stand_in.calls == 2 and torch.equal(pooled, expected.pooler_output)
     hidden = encoder(ids, output_hidden_states=True)
     assert stand_in.calls == 2 and all(map(torch.equal, hidden.hidden_states, expected_hidden))
+
+
+@torch.no_grad()
+def test_an_sdxl_unet_runs_its_graph_with_pooled_text_and_sizes():
+    torch.manual_seed(0)
+    sdxl = UNet2DConditionModel(**UNET_SDXL).eval()
+    sample, timestep, text = torch.randn(1, 4, 8, 8), torch.tensor(999), torch.randn(1, 5, 2 * HUB_WIDTH)
+    conditions = {"text_embeds": torch.randn(1, HUB_WIDTH), "time_ids": torch.randn(1, 6)}
+    expected = sdxl(sample, timestep, text, added_cond_kwargs=conditions).sample
+    stand_in = graphs.trace(sdxl, graphs.unet_interface(sdxl))
+    out = sdxl(sample, timestep, encoder_hidden_states=text, added_cond_kwargs=conditions, return_dict=False)[0]
+    assert stand_in.calls == 1 and torch.equal(out, expected)
+    scaled = sdxl(sample, timestep, text, added_cond_kwargs=conditions, cross_attention_kwargs={"scale": 1.0}).sample
+    assert stand_in.calls == 1 and torch.equal(scaled, expected)  # asks for something: the module itself
 
 
 @torch.no_grad()

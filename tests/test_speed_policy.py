@@ -1,8 +1,9 @@
-"""The speed policy (`models/speed.py`): chosen from the model itself, the device and the CPU's flags; the compile
-cache (`models/compile_cache.py`) paid once and rebuilt when broken."""
+"""The speed policy (`models/speed.py`): chosen from the model itself, the device and the CPU's flags; compiled
+packages (`models/compile_cache.py`) paid once and rebuilt when broken."""
 
 from __future__ import annotations
 
+import copy
 import json
 import shutil
 
@@ -10,15 +11,16 @@ import pytest
 import torch
 from diffusers import AutoencoderTiny
 from huggingface_hub import constants
-from torch._dynamo.utils import counters
 
-from models import Engine, JobControl, speed
+from models import Engine, JobControl, compile_cache, speed
 from models.compile_cache import STAMP, guarded_call, prepare
 from models.devices import choose_policy
+from models.graphs import UNET, Positional, graph_of
 from models.metrics import psnr
 from models.pipelines import COMPILING
 from tests.hub_cache import snapshot
 from tests.test_engine import PROMPT
+from training.train_text_to_image import build_unet
 
 LARGE = 1_000  # a threshold the tiny test UNet is over
 BOTH = ("unet", "vae")
@@ -93,7 +95,7 @@ def test_a_plain_sd_folder_gets_bf16_compile_and_taesd_over_the_threshold(tiny_p
     assert (chosen.dtype, chosen.compile) == ("bfloat16", True)
     assert loaded.base.unet.dtype == loaded.base.vae.dtype == torch.bfloat16
     assert loaded.base.unet.conv_in.weight.is_contiguous(memory_format=torch.channels_last)
-    assert loaded.base.unet._compiled_call_impl is not None
+    assert graph_of(loaded.base.unet).kind == "compiled"  # packages made on first use of a shape
     assert type(loaded.tiny_vae()).__name__ == "AutoencoderTiny" and loaded.tiny_vae().dtype == torch.bfloat16
     assert (tmp_path / "compile_cache" / STAMP).read_text() == torch.__version__
 
@@ -137,16 +139,29 @@ def test_a_failing_compile_rebuilds_the_cache_then_runs_eagerly(tmp_path, monkey
     assert not (folder / "junk").exists() and (module._compiled_call_impl is None) == eager
 
 
-def new_start() -> None:
-    """Forget everything compiled in this process, as a restarted app would (what is on disk stays)."""
-    torch._dynamo.reset()
-    torch._inductor.utils.clear_inductor_caches()
+@torch.no_grad()
+def test_a_package_is_named_by_the_weights_it_was_frozen_with(tmp_path, monkeypatch):
+    """A frozen package carries the weights, so other weights (another checkpoint, a fused LoRA) name another one;
+    so do other input shapes and layouts."""
+    monkeypatch.setenv("DEPICT_COMPILE_CACHE", str(tmp_path))
+    torch.manual_seed(0)
+    unet = build_unet((32, 64), 32).eval()
+    recorded = Positional(unet, unet.forward, UNET)
+    tensors = torch.randn(1, 4, 8, 8), torch.tensor(999), torch.randn(1, 5, 32)
+    path = compile_cache.package_path(recorded, tensors)
+    assert path.parent == tmp_path.resolve() and path.suffix == ".pt2"
+    assert compile_cache.package_path(Positional(copy.deepcopy(unet), unet.forward, UNET), tensors) == path
+    assert compile_cache.package_path(recorded, (torch.randn(2, 4, 8, 8), *tensors[1:])) != path
+    nhwc = tensors[0].to(memory_format=torch.channels_last)
+    assert compile_cache.package_path(recorded, (nhwc, *tensors[1:])) != path
+    unet.mid_block.resnets[0].conv1.weight.mul_(1.01)  # changes every value of one tensor
+    assert compile_cache.package_path(recorded, tensors) != path
 
 
-def test_compile_is_paid_once_and_survives_a_corrupt_cache(tiny_preset, engine, tmp_path, monkeypatch):
-    """The first compiled image says it waits for compilation and fills the cache; a later start reads the cache; a
-    corrupted cache is recompiled, not a crash."""
-    eager = engine.text_to_image(PROMPT, seed=4, fast_decode=False).images[0]
+def test_compile_is_paid_once_and_survives_a_corrupt_package(tiny_preset, engine, tmp_path, monkeypatch):
+    """The first compiled image says it waits for compilation and writes a package; a later start reads it without
+    compiling; a corrupt package is compiled again, not a crash; a compile that fails leaves the request eager."""
+    eager = engine.text_to_image(PROMPT, seed=4, fast_decode=False)
     folder = tmp_path / "compile_cache"
     monkeypatch.setenv("DEPICT_COMPILE", "on")
     monkeypatch.setenv("DEPICT_COMPILE_CACHE", str(folder))
@@ -158,24 +173,31 @@ def test_compile_is_paid_once_and_survives_a_corrupt_cache(tiny_preset, engine, 
 
     first = image(control=control)
     assert messages == [COMPILING] and first.metadata["speed_policy"]["compile"] is True
-    assert first.timings["compile_wait"] > 0
-    assert psnr(first.images[0], eager) > 40
-    cached = [path for path in folder.rglob("*") if path.is_file() and path.name != STAMP]
-    assert cached, "the compile cache is empty"
+    assert first.metadata["unet"] == "compiled" and first.timings["compile_wait"] > 0
+    assert psnr(first.images[0], eager.images[0]) > 40
+    packages = list(folder.glob("*.pt2"))
+    assert len(packages) == 1 and not list(folder.glob("*.partial.pt2"))
 
-    new_start()
-    hits = counters["inductor"]["fxgraph_cache_hit"]
-    later = image()
-    assert psnr(later.images[0], eager) > 40
-    assert counters["inductor"]["fxgraph_cache_hit"] > hits  # a later start reads the compiled graphs
+    def no_compiling(*args, **kwargs):
+        raise AssertionError("a later start compiled")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(torch._inductor, "aoti_compile_and_package", no_compiling)
+        later = image()  # a new engine: a later start, reading the package
+    assert later.metadata["unet"] == "compiled" and later.images[0].tobytes() == first.images[0].tobytes()
     print(f"first start waited {first.timings['compile_wait']:.1f}s, a later start {later.timings['compile_wait']:.1f}s")
 
-    for path in folder.rglob("*"):
-        if path.is_file() and path.name != STAMP:
-            path.unlink()  # a new file, as another process would leave it: this one's loaded kernels stay mapped
-            path.write_bytes(b"\x00corrupt")
-    new_start()
-    assert psnr(image().images[0], eager) > 40
+    packages[0].write_bytes(b"\x00corrupt")
+    again = image()
+    assert again.metadata["unet"] == "compiled" and again.images[0].tobytes() == first.images[0].tobytes()
+    assert packages[0].stat().st_size > 1000  # compiled again
+
+    packages[0].unlink()
+    with monkeypatch.context() as patch:
+        patch.setattr(torch._inductor, "aoti_compile_and_package", no_compiling)
+        failed = image()
+    assert failed.metadata["unet"] == "float" and failed.images[0].tobytes() == eager.images[0].tobytes()
+    assert not list(folder.glob("*.pt2"))
 
 
 @pytest.mark.parametrize(

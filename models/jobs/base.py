@@ -193,7 +193,7 @@ class Job:
             "seeds": [params.seed + i for i in range(params.num_images)],
             "attention": loaded.attention,
             "decoder": prepared.extras.get("decoder", "full"),
-            "unet": prepared.extras.get("unet", "float"),  # "traced" or "int8" when a graph of the UNet ran
+            "unet": prepared.extras.get("unet", "float"),  # "traced", "compiled" or "int8" when a graph of it ran
             "device": loaded.policy.device,
             "dtype": loaded.policy.key[1],
             "speed_policy": loaded.speed.as_metadata(),
