@@ -149,7 +149,7 @@ def test_a_package_is_named_by_the_weights_it_was_frozen_with(tmp_path, monkeypa
     recorded = Positional(unet, unet.forward, UNET)
     tensors = torch.randn(1, 4, 8, 8), torch.tensor(999), torch.randn(1, 5, 32)
     path = compile_cache.package_path(recorded, tensors)
-    assert path.parent == tmp_path.resolve() and path.suffix == ".pt2"
+    assert path.parent == tmp_path.resolve() and path.suffix == ".so"
     assert compile_cache.package_path(Positional(copy.deepcopy(unet), unet.forward, UNET), tensors) == path
     assert compile_cache.package_path(recorded, (torch.randn(2, 4, 8, 8), *tensors[1:])) != path
     nhwc = tensors[0].to(memory_format=torch.channels_last)
@@ -175,29 +175,33 @@ def test_compile_is_paid_once_and_survives_a_corrupt_package(tiny_preset, engine
     assert messages == [COMPILING] and first.metadata["speed_policy"]["compile"] is True
     assert first.metadata["unet"] == "compiled" and first.timings["compile_wait"] > 0
     assert psnr(first.images[0], eager.images[0]) > 40
-    packages = list(folder.glob("*.pt2"))
-    assert len(packages) == 1 and not list(folder.glob("*.partial.pt2"))
+    libraries = list(folder.glob("*.so"))
+    assert len(libraries) == 1 and not list(folder.glob("*.partial*"))
 
     def no_compiling(*args, **kwargs):
         raise AssertionError("a later start compiled")
 
     with monkeypatch.context() as patch:
         patch.setattr(torch._inductor, "aoti_compile_and_package", no_compiling)
-        later = image()  # a new engine: a later start, reading the package
+        later = image()  # a new engine: a later start, reading the library
     assert later.metadata["unet"] == "compiled" and later.images[0].tobytes() == first.images[0].tobytes()
     print(f"first start waited {first.timings['compile_wait']:.1f}s, a later start {later.timings['compile_wait']:.1f}s")
 
-    packages[0].write_bytes(b"\x00corrupt")
+    # a corrupt library, read from a path this process has not loaded (as a later start would): compiled again
+    corrupt = tmp_path / "corrupt_cache"
+    shutil.copytree(folder, corrupt)
+    (corrupt / libraries[0].name).write_bytes(b"\x00corrupt")
+    monkeypatch.setenv("DEPICT_COMPILE_CACHE", str(corrupt))
     again = image()
     assert again.metadata["unet"] == "compiled" and again.images[0].tobytes() == first.images[0].tobytes()
-    assert packages[0].stat().st_size > 1000  # compiled again
+    assert (corrupt / libraries[0].name).stat().st_size > 1000
 
-    packages[0].unlink()
+    monkeypatch.setenv("DEPICT_COMPILE_CACHE", str(tmp_path / "empty_cache"))
     with monkeypatch.context() as patch:
         patch.setattr(torch._inductor, "aoti_compile_and_package", no_compiling)
-        failed = image()
+        failed = image()  # a compile that fails: eager
     assert failed.metadata["unet"] == "float" and failed.images[0].tobytes() == eager.images[0].tobytes()
-    assert not list(folder.glob("*.pt2"))
+    assert not list((tmp_path / "empty_cache").glob("*.so"))
 
 
 @pytest.mark.parametrize(
