@@ -2,14 +2,14 @@
 a stale or corrupt cache is rebuilt, never a crash.
 
 On CPU a compiled UNet is an AOTInductor package per input signature (`compile_ahead`): exported and compiled on
-the first call of a shape, its shared library kept beside the others, and loaded by later starts in about a
-second and a half, with no Dynamo and no Inductor in the way. It is frozen: the weights are folded in as oneDNN-prepacked constants, which is
-what makes compiling pay on CPU (SD-Turbo bf16 UNet at 512x512: 0.99 s a pass against 1.13 s eager; unfrozen 1.31
-s), so the package carries them and its name holds a digest of them, a fused speed LoRA included. (An unfrozen
-package handed the module's tensors through `load_constants` does not do: it drew another model's image wrong by up
-to 0.05, having folded some of the weights it was compiled with.) On CUDA, where a second copy of the weights would
-cost device memory, the UNet goes through `torch.compile`, as does the int8 graph; their FX graph and AOTAutograd
-caches live in the same folder (`prepare`, `guarded_call`).
+the first call of a shape, its shared library kept beside the others, and loaded by later starts in about a second
+and a half, with no Dynamo and no Inductor in the way. It is frozen: the weights are folded in as oneDNN-prepacked
+constants, which is what makes compiling pay on CPU (SD-Turbo bf16 UNet at 512x512: 0.99 s a pass against 1.13 s
+eager; unfrozen 1.31 s), so the library carries them and its name holds a digest of them, a fused speed LoRA
+included. (An unfrozen package handed the module's tensors through `load_constants` does not do: it drew another
+model's image wrong by up to 0.05, having folded in some of the weights it was compiled with.) On CUDA, where a
+second copy of the weights would cost device memory, the UNet goes through `torch.compile`, as does the int8 graph;
+their FX graph and AOTAutograd caches live in the same folder (`prepare`, `guarded_call`).
 """
 
 from __future__ import annotations
@@ -33,8 +33,8 @@ from .settings import compile_cache_dir
 log = logging.getLogger(__name__)
 
 STAMP = "torch_version"
-MAX_PACKAGES = 8  # compiled libraries kept, least recently used removed first (a frozen SD-sized one: ~1.7 GB)
-SAMPLES_PER_TENSOR = 256  # weight values per tensor in a package's digest
+MAX_LIBRARIES = 8  # compiled libraries kept, least recently used removed first (a frozen SD-sized one: ~1.7 GB)
+SAMPLES_PER_TENSOR = 256  # weight values per tensor in a library's digest
 # what a broken cache or a failed compile raises; anything else is the request's own error
 COMPILE_ERRORS = (torch._dynamo.exc.TorchDynamoException, pickle.UnpicklingError, EOFError, OSError, ImportError)
 
@@ -84,7 +84,7 @@ def guarded_call(run: Callable, eager: Callable[[], None]):
 
 
 def weights_digest(recorded: torch.nn.Module) -> str:
-    """Names, shapes, dtypes, layouts and evenly spaced values of every weight: what a frozen package was built
+    """Names, shapes, dtypes, layouts and evenly spaced values of every weight: what a frozen library was built
     from (another checkpoint or a fused LoRA changes values throughout)."""
     digest = hashlib.sha256()
     for name, tensor in (*recorded.named_parameters(), *recorded.named_buffers()):
@@ -96,12 +96,13 @@ def weights_digest(recorded: torch.nn.Module) -> str:
     return digest.hexdigest()
 
 
-def package_path(recorded: Positional, inputs: tuple) -> Path:
+def library_path(recorded: Positional, inputs: tuple) -> Path:
     """Where the compiled library for these inputs lives: its name holds everything the compiled code depends on."""
     module = recorded.module
     facts = {
         "torch": torch.__version__, "cpu": torch.backends.cpu.get_cpu_capability(), "class": type(module).__name__,
-        "config": dict(getattr(module, "config", {})), "interface": [recorded.interface.names, recorded.interface.nested],
+        "config": dict(getattr(module, "config", {})),
+        "interface": [recorded.interface.names, recorded.interface.nested],
         "inputs": [(*key, tuple(t.stride())) for key, t in zip(signature(inputs), inputs, strict=True)],
         "weights": weights_digest(recorded),
     }  # fmt: skip
@@ -111,14 +112,15 @@ def package_path(recorded: Positional, inputs: tuple) -> Path:
 
 def build(recorded: Positional, inputs: tuple, path: Path) -> None:
     """Export `recorded` at `inputs`, compile it, frozen, into an AOTInductor package and keep the package's one
-    shared library at `path` (written whole, then renamed); the least recently used beyond `MAX_PACKAGES` are
+    shared library at `path` (written whole, then renamed); the least recently used beyond `MAX_LIBRARIES` are
     removed."""
     started = time.perf_counter()
     with torch.no_grad():
         program = torch.export.export(recorded, inputs)
     package, library = (path.with_name(f"{path.stem}.{os.getpid()}.partial{suffix}") for suffix in (".pt2", ".so"))
     try:
-        torch._inductor.aoti_compile_and_package(program, package_path=str(package), inductor_configs={"freezing": True})
+        torch._inductor.aoti_compile_and_package(program, package_path=str(package),
+                                                 inductor_configs={"freezing": True})  # fmt: skip
         with zipfile.ZipFile(package) as archive, open(library, "wb") as out:
             member = next(name for name in archive.namelist() if name.endswith(".wrapper.so"))
             shutil.copyfileobj(archive.open(member), out)
@@ -126,10 +128,11 @@ def build(recorded: Positional, inputs: tuple, path: Path) -> None:
     finally:
         package.unlink(missing_ok=True)
         library.unlink(missing_ok=True)
-    log.info("compiled %s at %s in %.1fs", type(recorded.module).__name__, signature(inputs), time.perf_counter() - started)
+    seconds = time.perf_counter() - started
+    log.info("compiled %s at %s in %.1fs", type(recorded.module).__name__, signature(inputs), seconds)
     libraries = sorted((p for p in path.parent.glob("*.so") if ".partial" not in p.name),
                        key=lambda p: p.stat().st_mtime, reverse=True)  # fmt: skip
-    for stale in libraries[MAX_PACKAGES:]:
+    for stale in libraries[MAX_LIBRARIES:]:
         stale.unlink(missing_ok=True)
 
 
@@ -142,30 +145,33 @@ def load(path: Path) -> Callable:
     return lambda *inputs: runner.run([t.contiguous() for t in inputs])[0]
 
 
+def library_for(recorded: Positional, inputs: tuple) -> Callable:
+    """The compiled library for these inputs: loaded from the cache folder, else (or when it cannot be read)
+    compiled into it."""
+    path = library_path(recorded, inputs)
+    if path.is_file():
+        try:
+            return load(path)
+        except Exception as error:  # whatever a broken file raises: compile it again
+            log.warning("compiled library %s unreadable (%s: %s); compiling again", path.name, type(error).__name__,
+                        str(error)[:200])  # fmt: skip
+            path.unlink(missing_ok=True)
+    build(recorded, inputs, path)
+    return load(path)
+
+
 def compile_ahead(module: torch.nn.Module, interface: Interface) -> GraphForward:
-    """Run `module` (on CPU) through frozen AOTInductor packages, one per input signature, read from the cache folder or compiled
-    into it on the first call of a signature; a package that cannot be read is compiled again, and a signature that
-    does not compile runs eagerly."""
+    """Run `module` (on CPU) through frozen AOTInductor libraries, one per input signature (`library_for`, on the
+    first call of a signature); a signature that does not compile runs eagerly."""
     stand_in = GraphForward(module, interface, "compiled")
     recorded = Positional(module, stand_in.eager, interface).eval()
 
     def make(inputs: tuple) -> Callable | None:
-        inputs = tuple(t.contiguous() for t in inputs)
-        path = package_path(recorded, inputs)
-        if path.is_file():
-            try:
-                return load(path)
-            except Exception as error:  # whatever a broken file raises: compile it again
-                log.warning("compiled package %s unreadable (%s: %s); compiling again", path.name,
-                            type(error).__name__, str(error)[:200])  # fmt: skip
-                path.unlink(missing_ok=True)
         try:
-            build(recorded, inputs, path)
-            return load(path)
+            return library_for(recorded, tuple(t.contiguous() for t in inputs))
         except Exception as error:  # whatever stops a compile, the request runs eagerly
             log.warning("compiling %s failed (%s: %s); it runs eagerly at %s", type(module).__name__,
                         type(error).__name__, str(error)[:200], signature(inputs))  # fmt: skip
-            path.unlink(missing_ok=True)
             return None
 
     stand_in.make = make

@@ -116,8 +116,8 @@ def pin_execution_device(pipeline, policy: DevicePolicy) -> None:
 def configure_pipeline(pipeline, policy: DevicePolicy, compile_unet: bool = False,
                        channels_last: Collection[str] = (), traced: tuple[str, ...] = ()) -> str:
     """Move a pipeline to the policy's device and dtype, set attention and memory options, lay out the components
-    named in `channels_last` (`unet`, `vae`) NHWC, compile its UNet when asked (`models.compile_cache`), run the components named in `traced`
-    through traced graphs (`models.graphs`); returns the attention backend."""
+    named in `channels_last` (`unet`, `vae`) NHWC, compile its UNet when asked (`models.compile_cache`), run the
+    components named in `traced` through traced graphs (`models.graphs`); returns the attention backend."""
     if policy.cpu_offload:
         pipeline.enable_model_cpu_offload()
     else:

@@ -65,8 +65,8 @@ UNET = Interface(("sample", "timestep", "encoder_hidden_states"), (("return_dict
                  lambda out, return_dict: UNet2DConditionOutput(sample=out) if return_dict else (out,))  # fmt: skip
 UNET_XL = replace(UNET, nested=(("added_cond_kwargs", ("text_embeds", "time_ids")),))  # SDXL's pooled text and sizes
 AUTOENCODER_HALF = Interface(("sample",), (), lambda out, return_dict: out)  # an AutoencoderKL's encoder or decoder
-CLIP_TEXT = Interface(("input_ids",), (("return_dict", False),), outputs=2,
-                      wrap=lambda out, return_dict: BaseModelOutputWithPooling(*out) if return_dict else out)  # fmt: skip
+CLIP_TEXT = Interface(("input_ids",), (("return_dict", False),), outputs=2,  # last hidden state, pooled
+                      wrap=lambda out, rd: BaseModelOutputWithPooling(*out) if rd else out)  # fmt: skip
 
 
 class Positional(torch.nn.Module):

@@ -30,9 +30,14 @@ from . import compile_cache, hub, quantize
 from .adapters import AdapterCatalog, AdapterState
 from .captioner import Captioner
 from .control import JobControl
-from .devices import DevicePolicy, configure_pipeline, memory_format, pin_execution_device
-from .graphs import graph_of
+from .devices import (
+    DevicePolicy,
+    configure_pipeline,
+    memory_format,
+    pin_execution_device,
+)
 from .errors import PresetUnavailable
+from .graphs import graph_of
 from .presets import Preset, hub_reachable, is_available
 from .prompt_cache import PromptCache
 from .reference import ReferenceAdapter

@@ -140,27 +140,27 @@ def test_a_failing_compile_rebuilds_the_cache_then_runs_eagerly(tmp_path, monkey
 
 
 @torch.no_grad()
-def test_a_package_is_named_by_the_weights_it_was_frozen_with(tmp_path, monkeypatch):
-    """A frozen package carries the weights, so other weights (another checkpoint, a fused LoRA) name another one;
+def test_a_library_is_named_by_the_weights_it_was_frozen_with(tmp_path, monkeypatch):
+    """A frozen library carries the weights, so other weights (another checkpoint, a fused LoRA) name another one;
     so do other input shapes and layouts."""
     monkeypatch.setenv("DEPICT_COMPILE_CACHE", str(tmp_path))
     torch.manual_seed(0)
     unet = build_unet((32, 64), 32).eval()
     recorded = Positional(unet, unet.forward, UNET)
     tensors = torch.randn(1, 4, 8, 8), torch.tensor(999), torch.randn(1, 5, 32)
-    path = compile_cache.package_path(recorded, tensors)
+    path = compile_cache.library_path(recorded, tensors)
     assert path.parent == tmp_path.resolve() and path.suffix == ".so"
-    assert compile_cache.package_path(Positional(copy.deepcopy(unet), unet.forward, UNET), tensors) == path
-    assert compile_cache.package_path(recorded, (torch.randn(2, 4, 8, 8), *tensors[1:])) != path
+    assert compile_cache.library_path(Positional(copy.deepcopy(unet), unet.forward, UNET), tensors) == path
+    assert compile_cache.library_path(recorded, (torch.randn(2, 4, 8, 8), *tensors[1:])) != path
     nhwc = tensors[0].to(memory_format=torch.channels_last)
-    assert compile_cache.package_path(recorded, (nhwc, *tensors[1:])) != path
+    assert compile_cache.library_path(recorded, (nhwc, *tensors[1:])) != path
     unet.mid_block.resnets[0].conv1.weight.mul_(1.01)  # changes every value of one tensor
-    assert compile_cache.package_path(recorded, tensors) != path
+    assert compile_cache.library_path(recorded, tensors) != path
 
 
-def test_compile_is_paid_once_and_survives_a_corrupt_package(tiny_preset, engine, tmp_path, monkeypatch):
-    """The first compiled image says it waits for compilation and writes a package; a later start reads it without
-    compiling; a corrupt package is compiled again, not a crash; a compile that fails leaves the request eager."""
+def test_compile_is_paid_once_and_survives_a_corrupt_library(tiny_preset, engine, tmp_path, monkeypatch):
+    """The first compiled image says it waits for compilation and writes a library; a later start loads it without
+    compiling; a corrupt library is compiled again, not a crash; a compile that fails leaves the request eager."""
     eager = engine.text_to_image(PROMPT, seed=4, fast_decode=False)
     folder = tmp_path / "compile_cache"
     monkeypatch.setenv("DEPICT_COMPILE", "on")
@@ -185,7 +185,8 @@ def test_compile_is_paid_once_and_survives_a_corrupt_package(tiny_preset, engine
         patch.setattr(torch._inductor, "aoti_compile_and_package", no_compiling)
         later = image()  # a new engine: a later start, reading the library
     assert later.metadata["unet"] == "compiled" and later.images[0].tobytes() == first.images[0].tobytes()
-    print(f"first start waited {first.timings['compile_wait']:.1f}s, a later start {later.timings['compile_wait']:.1f}s")
+    waits = first.timings["compile_wait"], later.timings["compile_wait"]
+    print(f"first start waited {waits[0]:.1f}s, a later start {waits[1]:.1f}s")
 
     # a corrupt library, read from a path this process has not loaded (as a later start would): compiled again
     corrupt = tmp_path / "corrupt_cache"

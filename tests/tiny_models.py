@@ -57,7 +57,8 @@ def save_lora(unet, folder: Path, name: str, seed: int, rank: int = 4, text_enco
             module.add_adapter(config, adapter_name=name)
             state = convert_state_dict_to_diffusers(get_peft_model_state_dict(module, adapter_name=name))
             layers |= {f"{prefix}_lora_layers": state, f"{prefix}_lora_adapter_metadata": config.to_dict()}
-            (getattr(module, "delete_adapters", None) or module.delete_adapter)(name)  # diffusers' or transformers' name
+            delete = getattr(module, "delete_adapters", None) or module.delete_adapter  # diffusers' or transformers'
+            delete(name)
     StableDiffusionPipeline.save_lora_weights(folder, weight_name=f"{name}.safetensors", **layers)
     return folder / f"{name}.safetensors"
 
