@@ -136,7 +136,7 @@ def configure_pipeline(pipeline, policy: DevicePolicy, compile_unet: bool = Fals
             module.to(memory_format=memory_format(name, channels_last))
     unet = getattr(pipeline, "unet", None)
     if compile_unet and unet is not None and policy.device == "cpu":
-        compile_ahead(unet, unet_interface(unet))  # a package per input signature, made or read on first use
+        compile_ahead(unet, unet_interface(unet))  # a library per input signature, made or loaded on first use
     elif compile_unet and unet is not None:
         unet.compile()  # in place: the module, its weights and its adapters stay shared
     trace_pipeline(pipeline, traced)

@@ -30,12 +30,7 @@ from . import compile_cache, hub, quantize
 from .adapters import AdapterCatalog, AdapterState
 from .captioner import Captioner
 from .control import JobControl
-from .devices import (
-    DevicePolicy,
-    configure_pipeline,
-    memory_format,
-    pin_execution_device,
-)
+from .devices import DevicePolicy, configure_pipeline, memory_format, pin_execution_device
 from .errors import PresetUnavailable
 from .graphs import graph_of
 from .presets import Preset, hub_reachable, is_available
@@ -205,7 +200,7 @@ class LoadedPreset:
 
     def first_call(self, pipeline, shape: tuple, control: JobControl, run, extras: dict):
         """`run()`; when the pipeline's compiled UNet has not yet run at this shape, say that the request waits for
-        compilation, time it (`extras["compile_wait"]`, seconds: compiling, or reading the compiled package or
+        compilation, time it (`extras["compile_wait"]`, seconds: compiling, or loading the compiled library or
         cache, and the run) and survive a broken `torch.compile` cache (`compile_cache.guarded_call`)."""
         unet = getattr(pipeline, "unet", None)
         graph = graph_of(unet) if unet is not None else None
@@ -214,7 +209,7 @@ class LoadedPreset:
             return run()
         control.report(COMPILING)
         started = time.perf_counter()
-        # a package that neither loads nor compiles leaves its shape eager by itself (`compile_ahead`)
+        # a library that neither loads nor compiles leaves its shape eager by itself (`compile_ahead`)
         output = compile_cache.guarded_call(run, lambda: setattr(unet, "_compiled_call_impl", None))
         self._warm.add((id(unet), shape))
         self.compile_seconds[shape] = extras["compile_wait"] = time.perf_counter() - started

@@ -37,7 +37,7 @@ class SpeedPolicy:
     dtype: str
     channels_last: tuple[str, ...]  # components laid out NHWC: `unet`, `vae` (its tiny companion too)
     compile: bool
-    traced: tuple[str, ...]  # components run as TorchScript graphs (`models.graphs`): `unet`, `vae`
+    traced: tuple[str, ...]  # components run as TorchScript graphs (`models.graphs`): `unet`, `vae`, `text_encoder`
     quantize: str  # "int8" or "off"
     tiny_decoder: str | None  # folder or hub id of the AutoencoderTiny companion
     reasons: tuple[str, ...]

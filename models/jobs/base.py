@@ -229,7 +229,7 @@ def run_pipeline(loaded: LoadedPreset, prepared: Prepared, params: SamplingParam
         if role != "instruct_edit":  # instruct edit takes no adapters and leaves the shared modules' graphs as set
             loaded.release_shared_adapters()
             adapters_decoder = loaded.adapters.apply(pipeline, prepared.adapters)
-            for graph in stand_ins(pipeline):  # traced or int8 graphs; a request's own LoRA adapters run eagerly
+            for graph in stand_ins(pipeline):  # traced, compiled or int8; a request's own LoRA adapters run eagerly
                 graph.enabled = not any(prepared.adapters.values())
             args = loaded.prompts.substitute(pipeline, args, prepared.adapters, guided=resolved.guidance > 1)
         decoder = adapters_decoder or tiny
