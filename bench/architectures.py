@@ -24,6 +24,7 @@ from peft import LoraConfig
 from peft.utils import get_peft_model_state_dict
 from transformers import CLIPTextConfig, CLIPTextModel
 
+from bench.hub_snapshot import snapshot
 from models.shapes.grammar import vocabulary
 from training.tokenizer import build_tokenizer
 
@@ -90,7 +91,5 @@ def build(name: str, folder: str | Path) -> Path:
 
 def write_hub_cache_taesd(cache: str | Path) -> Path:
     """A hub cache (`HF_HUB_CACHE`) holding madebyollin/taesd, full size with random weights, as the hub lays it out."""
-    from tests.hub_cache import snapshot
-
     AutoencoderTiny().save_pretrained(snapshot(Path(cache), "madebyollin/taesd"))
     return Path(cache)

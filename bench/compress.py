@@ -1,6 +1,6 @@
 """Compression side by side, every row measured in one run: the 12-step teacher and its students.
 
-    python bench/compress.py [--count 300] [--student NAME=FOLDER ...] [--out bench/results]
+    python -m bench.compress [--count 300] [--student NAME=FOLDER ...] [--out bench/results]
 
 Per row: UNet parameters, MACs per pass and per image, UNet passes per image, median end-to-end latency of an
 engine call (images returned; a new caption each call; the rows timed in turn over five rounds, so noise on a
@@ -20,20 +20,18 @@ import argparse
 import json
 import os
 import statistics
-import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from bench.machine import machine_facts
+from models import Engine
+from models.metrics import psnr, ssim
+from models.shapes import judge, random_scenes
+from training.charts import scatter_chart
+from training.evaluate import score_regenerate, tally
+from training.macs import unet_macs
 
-from bench.charts import scatter_chart  # noqa: E402
-from bench.machine import machine_facts  # noqa: E402
-from models import Engine  # noqa: E402
-from models.metrics import psnr, ssim  # noqa: E402
-from models.shapes import judge  # noqa: E402
-from training.evaluate import random_scenes, score_regenerate, tally  # noqa: E402
-from training.macs import unet_macs  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 PROMPT = "a small red star at the top on a blue background"
 TEACHER = "bundled"

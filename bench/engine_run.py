@@ -1,7 +1,7 @@
 """Depict's engine on one preset in a fresh process, so that what a start pays (load, compile or reading the compile
 cache) is measured as a user's next start pays it: prints one JSON line.
 
-    python bench/engine_run.py PRESET [--repeats 5] [--dtype float32] [--save image.png]
+    python -m bench.engine_run PRESET [--repeats 5] [--dtype float32] [--save image.png]
 
 `load_s`: engine start to the preset loaded; `first_s`: the first image (compile included); `compile_wait_s`: the
 part of it spent waiting for compilation (none when nothing compiles); `median_ms`: later images.
@@ -11,15 +11,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from bench.speed import PROMPT, median_ms  # noqa: E402
-from models import Engine  # noqa: E402
+from bench.speed import PROMPT, median_ms
+from models import Engine
 
 
 def main(argv=None) -> dict:

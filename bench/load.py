@@ -1,6 +1,6 @@
 """Load on a launched app (bundled preset): concurrent clients, a small queue, and a long sequential run.
 
-    python bench/load.py [--clients 32] [--jobs-per-client 3] [--sequential 300]
+    python -m bench.load [--clients 32] [--jobs-per-client 3] [--sequential 300]
 
 Prints one JSON line per phase: jobs completed / refused because the queue was full / lost or failed,
 p50/p95 latency, the server's peak RSS, and (sequential phase) its RSS growth after warm-up.
@@ -24,12 +24,9 @@ from pathlib import Path
 import psutil
 from gradio_client import Client, handle_file
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from models.shapes import parse, region_mask, render
 
-from models.shapes import render  # noqa: E402
-from models.shapes.grammar import parse  # noqa: E402
-from training.evaluate import region_mask  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 CONTENT = "a large green circle in the center on a white background"
 PROMPT = "a small red star at the top on a blue background"

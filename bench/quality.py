@@ -1,20 +1,16 @@
 """Quality of the bundled models, measured by the shapes world's judge; prints JSON lines, then the report.
 
-    python bench/quality.py [--count 300] [--preset bundled] [--only text_to_image,describe]
+    python -m bench.quality [--count 300] [--preset bundled] [--only text_to_image,describe]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from models import Engine  # noqa: E402
-from training.evaluate import engine_scores  # noqa: E402
+from models import Engine
+from training.evaluate import engine_scores
 
 # share of cases (issue bars): `all` is every attribute right; style jobs: the style judged right, and shape,
 # colour and background each kept (`all`, reported beside them, asks for all four in the same image)

@@ -1,6 +1,6 @@
 """Depict against plain diffusers, measured side by side in one run: JSON lines, a table and a PNG bar chart.
 
-    python bench/speed.py [--repeats 5] [--skip-architectures] [--out bench/results]
+    python -m bench.speed [--repeats 5] [--skip-architectures] [--out bench/results]
 
 Every figure is the median of `--repeats` runs after one warm-up; each ratio compares two figures taken in the
 same run (baseline / Depict: above 1 means Depict is faster).
@@ -19,27 +19,26 @@ import time
 from pathlib import Path
 from unittest import mock
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-import psutil  # noqa: E402
-import torch  # noqa: E402
-from diffusers import (  # noqa: E402
+import psutil
+import torch
+from diffusers import (
     StableDiffusionImg2ImgPipeline,
     StableDiffusionInpaintPipeline,
     StableDiffusionInstructPix2PixPipeline,
     StableDiffusionPipeline,
+    UNet2DConditionModel,
 )
-from PIL import Image, ImageDraw  # noqa: E402
-from transformers import AutoProcessor, BlipForConditionalGeneration  # noqa: E402
+from PIL import Image, ImageDraw
+from transformers import AutoProcessor, BlipForConditionalGeneration
 
-from bench.machine import machine_facts  # noqa: E402
-from models import Engine  # noqa: E402
-from models.metrics import psnr  # noqa: E402
-from models.shapes import render  # noqa: E402
-from models.shapes.grammar import parse  # noqa: E402
-from models.shapes.instructions import edited_caption  # noqa: E402
-from training.evaluate import random_scenes, region_mask  # noqa: E402
+from bench.architectures import build, write_hub_cache_taesd
+from bench.machine import machine_facts
+from models import Engine
+from models.metrics import psnr
+from models.shapes import parse, random_scenes, region_mask, render
+from models.shapes.instructions import edited_caption
+
+ROOT = Path(__file__).resolve().parent.parent
 
 PROMPT = "a small red star at the top on a blue background"
 CONTENT = "a large green circle in the center on a white background"
@@ -151,8 +150,8 @@ def cache_and_adapters(repeats: int) -> list[dict]:
 
 
 def engine_run(preset: str | Path, repeats: int, env: dict | None = None, **flags) -> dict:
-    """bench/engine_run.py in a fresh process: what a start of the app pays, and its later images."""
-    command = [sys.executable, str(ROOT / "bench" / "engine_run.py"), str(preset), "--repeats", str(repeats)]
+    """`python -m bench.engine_run` in a fresh process: what a start of the app pays, and its later images."""
+    command = [sys.executable, "-m", "bench.engine_run", str(preset), "--repeats", str(repeats)]
     for key, value in flags.items():
         command += [f"--{key}", str(value)]
     done = subprocess.run(command, cwd=ROOT, env={**os.environ, **(env or {})}, check=True, capture_output=True,
@@ -169,8 +168,6 @@ def architecture(name: str, folder: Path, repeats: int) -> list[dict]:
     """A 512x512 image of a real architecture (random weights): plain diffusers fp32 against Depict's engine on the
     preset folder (first start with an empty compile cache, then a second start), and Depict in fp32 eager (what
     the policy's choice is worth on this CPU); PSNR of the policy's image against the fp32 one, same seed."""
-    from bench.architectures import build
-
     build(name, folder)
     preset = json.loads((folder / "preset.json").read_text())
     call = {"num_inference_steps": preset["steps"], "guidance_scale": preset["guidance"], "height": 512, "width": 512}
@@ -198,8 +195,6 @@ def plain_folder(folder: Path, baseline_ms: float, repeats: int) -> list[dict]:
     """The SD-Turbo-architecture pipeline folder on its own (no preset.json, no vae_tiny/), run at the preset's
     call (1 step, no guidance, 512x512): with no tiny autoencoder anywhere, then with madebyollin/taesd in the local
     hub cache, against the same plain diffusers fp32 figure."""
-    from bench.architectures import write_hub_cache_taesd
-
     rows = []
     hubs = {"no tiny autoencoder anywhere": folder / "hub_empty",
             "madebyollin/taesd in the hub cache": write_hub_cache_taesd(folder / "hub_taesd")}  # fmt: skip
@@ -250,8 +245,6 @@ def precision_and_compile(repeats: int, prompts: int = 5) -> list[dict]:
 
 def unet_probe(folder: Path, repeats: int) -> list[dict]:
     """One SD-Turbo-architecture UNet step at 512x512 per layout and dtype: what the engine's CPU policy rests on."""
-    from diffusers import UNet2DConditionModel
-
     latents, text = torch.randn(1, 4, 64, 64), torch.randn(1, 77, 1024)
     rows, reference = [], None
     for label, dtype, layout in (("fp32", torch.float32, torch.contiguous_format),

@@ -9,7 +9,6 @@ is left out. `build_hub_cache(root)` writes them all; point `HF_HUB_CACHE` at `r
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
@@ -40,8 +39,10 @@ from transformers import (
     Florence2ForConditionalGeneration,
     Florence2Processor,
 )
+from transformers.convert_slow_tokenizer import bytes_to_unicode  # GPT-2's byte alphabet (CLIP's and BART's BPE)
 from transformers.models.florence2.configuration_florence2 import Florence2VisionConfig
 
+from bench.hub_snapshot import snapshot
 from tests.tiny_models import save_lora
 
 WIDTH = 32  # text-encoder width and the UNets' first block (the real ones: 768-1280 and 320)
@@ -62,24 +63,6 @@ UNET_SDXL = {"block_out_channels": (WIDTH, 2 * WIDTH), "layers_per_block": 2, "s
 _TAESD = {"encoder_block_out_channels": (8, 8, 8, 8), "decoder_block_out_channels": (8, 8, 8, 8),
           "num_encoder_blocks": (1, 1, 1, 1), "num_decoder_blocks": (1, 1, 1, 1)}  # real: 64 channels, (1, 3, 3, 3)
 IMAGE_ENCODER_DIMS = {"models": 16, "sdxl_models": 24}  # IP-Adapter image encoders' projections (real: 1024, 1280)
-
-
-def bytes_to_unicode() -> dict[int, str]:
-    """GPT-2's reversible byte -> printable character map, the alphabet of CLIP's and BART's byte-level BPE."""
-    printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), 256))
-    extra = [b for b in range(256) if b not in printable]
-    return dict(zip(printable + extra, [chr(c) for c in printable] + [chr(256 + i) for i in range(len(extra))]))
-
-
-def snapshot(root: Path, repo: str) -> Path:
-    """`root/models--org--name/snapshots/<hash>`, with `refs/main` naming that hash (as a download leaves it)."""
-    folder = root / f"models--{repo.replace('/', '--')}"
-    commit = hashlib.sha1(repo.encode()).hexdigest()
-    (folder / "refs").mkdir(parents=True, exist_ok=True)
-    (folder / "refs" / "main").write_text(commit)  # no trailing newline
-    path = folder / "snapshots" / commit
-    path.mkdir(parents=True, exist_ok=True)
-    return path
 
 
 def clip_tokenizer(pad_token: str) -> CLIPTokenizer:

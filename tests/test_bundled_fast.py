@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from models import Engine
-from models.shapes import parse, render
-from training.evaluate import region_mask, score_regenerate, score_text_to_image
+from models.shapes import parse, region_mask, render
+from training.evaluate import score_regenerate, score_text_to_image
 
 FAST = "bundled-fast"
 PROMPT = "a small red star at the top on a blue background"

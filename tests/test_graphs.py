@@ -13,13 +13,12 @@ import torch
 from diffusers import UNet2DConditionModel
 
 from models import Engine, graphs
-from models.shapes import parse, render, vocabulary
+from models.shapes import parse, region_mask, render, vocabulary
 from tests.hub_cache import UNET_SDXL
 from tests.hub_cache import WIDTH as HUB_WIDTH
-from training.evaluate import region_mask
+from training.diffusion import build_text_encoder, build_unet
 from training.macs import unet_macs
 from training.tokenizer import build_tokenizer
-from training.train_text_to_image import build_text_encoder, build_unet
 
 TEXT_WIDTH = 32
 

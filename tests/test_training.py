@@ -35,9 +35,7 @@ from training import (
     validate,
 )
 from training.data import prepare_scenes
-from training.tokenizer import build_tokenizer
-from training.train_autoencoder import build_autoencoder
-from training.train_text_to_image import (
+from training.diffusion import (
     NOISE,
     build_text_encoder,
     build_unet,
@@ -46,6 +44,8 @@ from training.train_text_to_image import (
     encode_scenes,
     tokenize,
 )
+from training.tokenizer import build_tokenizer
+from training.train_autoencoder import build_autoencoder
 
 
 def test_autoencoder_script(tmp_path):
@@ -153,6 +153,20 @@ def test_the_denoising_loss_stays_below_its_highest_timestep():
     for highest in (600, None):
         diffusion_loss(unet, text_encoder, DDPMScheduler(**NOISE), latents, ids, 0.0, torch.Generator().manual_seed(0), highest)
     assert seen[0].max() < 600 <= seen[1].max()
+
+
+@pytest.mark.parametrize("script, argv, expected", [
+    (train_autoencoder, ["--tiny", "--steps", "100"], {"steps": 2, "batch_size": 4, "checkpoint_every": 1, "scenes": 64}),
+    (train_text_to_image, ["--tiny"], {"steps": 2, "scenes": 32, "eval_every": 1, "eval_captions": 2}),
+    (distill, ["--tiny", "--scenes", "500"], {"steps": 2, "scenes": 8, "eval_every": 1, "eval_captions": 2}),
+    (train_style_lora, ["--tiny", "--style", "striped", "--steps", "0", "--eval-count", "1"],
+     {"steps": 0, "decoder_steps": 2, "eval_count": 1, "scenes": 16, "batch_size": 4}),  # caps: 0 still skips a part
+    (search, ["--tiny"], {"count": 3, "train": 1, "steps": 2, "scenes": 8, "repeats": 2}),
+    (train_autoencoder, ["--steps", "100"], {"steps": 100, "batch_size": 32}),  # without --tiny: as asked
+])  # fmt: skip
+def test_tiny_sets_each_scripts_smoke_run(script, argv, expected):
+    args = vars(script.parse_args(argv))
+    assert {name: args[name] for name in expected} == expected
 
 
 def test_hard_outlines_are_small_stars_and_crosses_and_faint_strokes():

@@ -20,11 +20,11 @@ from peft import LoraConfig
 from peft.utils import get_peft_model_state_dict
 
 from models.shapes import vocabulary
+from training.captioning import build_captioner, build_processor
+from training.diffusion import NOISE, build_text_encoder, build_unet
 from training.tokenizer import build_tokenizer
 from training.train_autoencoder import build_autoencoder
-from training.train_captioner import build_captioner, build_processor
 from training.train_instruct_edit import save_instruct_folder
-from training.train_text_to_image import NOISE, build_text_encoder, build_unet
 
 WIDTH = 32
 LORA_TARGETS = ["to_k", "to_q", "to_v", "to_out.0"]

@@ -18,10 +18,33 @@ from safetensors.torch import load_file, load_model, save_file, save_model
 from tqdm import tqdm
 
 
+# every training script's smoke run (`--tiny`, CI): two steps of batch 4, a checkpoint after each
+TINY = {"steps": 2, "batch_size": 4, "checkpoint_every": 1}
+JUDGED_TINY = {"eval_every": 1, "eval_captions": 2}  # ... and for a script that judges while it trains: after each too
+
+
+class TinyParser(argparse.ArgumentParser):
+    """An argument parser with `--tiny`, a smoke run (CI): it sets the arguments named in `tiny` to those values and
+    lowers those in `tiny_caps` to at most theirs (so that an explicit 0 still means none)."""
+
+    def __init__(self, doc: str, tiny: dict, tiny_caps: dict | None = None):
+        super().__init__(description=doc.splitlines()[0])
+        self.tiny, self.tiny_caps = tiny, tiny_caps or {}
+
+    def parse_known_args(self, args=None, namespace=None):
+        parsed, rest = super().parse_known_args(args, namespace)
+        if parsed.tiny:
+            vars(parsed).update(self.tiny)
+            vars(parsed).update({name: min(getattr(parsed, name), cap) for name, cap in self.tiny_caps.items()})
+        return parsed, rest
+
+
 def training_parser(doc: str, *, out: str, work_dir: str, steps: int, batch_size: int, lr: float, data: int,
-                    checkpoint_every: int = 500) -> argparse.ArgumentParser:  # fmt: skip
-    """The arguments every training script takes; each script adds its own."""
-    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+                    tiny: dict, tiny_caps: dict | None = None, checkpoint_every: int = 500) -> TinyParser:  # fmt: skip
+    """The arguments every training script takes; each script adds its own. `--tiny` sets `TINY` and then `tiny`
+    (the script's data size and its own arguments), and caps `tiny_caps` (see `TinyParser`)."""
+    overrides = {name: value for name, value in {**TINY, **tiny}.items() if name not in (tiny_caps or {})}
+    parser = TinyParser(doc, overrides, tiny_caps)
     parser.add_argument("--out", default=out, help="where the trained model goes")
     parser.add_argument("--work-dir", default=work_dir, help="checkpoints (resumed from the latest)")
     parser.add_argument("--steps", type=int, default=steps)
@@ -32,14 +55,6 @@ def training_parser(doc: str, *, out: str, work_dir: str, steps: int, batch_size
     parser.add_argument("--checkpoint-every", type=int, default=checkpoint_every)
     parser.add_argument("--tiny", action="store_true", help="a two-step smoke run (CI)")
     return parser
-
-
-def judged_tiny_run(args: argparse.Namespace, scenes: int) -> None:
-    """Set the smoke configuration of a script that judges while it trains: two steps of batch 4 on `scenes`
-    scenes, a checkpoint and a judgement (of two captions) after each."""
-    args.steps, args.scenes, args.batch_size = 2, scenes, 4
-    args.checkpoint_every = args.eval_every = 1
-    args.eval_captions = 2
 
 
 def set_seed(seed: int) -> None:

@@ -29,7 +29,7 @@ def to_model_range(images: torch.Tensor) -> torch.Tensor:
     return images.float() / 127.5 - 1.0
 
 
-def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
-    """Mean PSNR in dB of two batches in [-1, 1]."""
+def tensor_psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Mean PSNR in dB of two batches of tensors in [-1, 1] (`models.metrics.psnr` compares two PIL images)."""
     mse = ((a.clamp(-1, 1) - b.clamp(-1, 1)) / 2).pow(2).flatten(1).mean(1).clamp_min(1e-10)
     return float((10 * torch.log10(1 / mse)).mean())

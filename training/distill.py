@@ -35,25 +35,24 @@ from models.shapes import judge, parse, random_attributes
 
 from .common import (
     EMA,
+    JUDGED_TINY,
     command_line,
-    judged_tiny_run,
     optimizer_step,
     resume_run,
     set_seed,
     set_warmup_cosine_lr,
     training_parser,
 )
+from .diffusion import init_from_teacher, tokenize
 from .evaluate import score_generator
 from .model_card import hardware, write_model_card
-from .prune import init_from_teacher
-from .train_text_to_image import tokenize
 
 SAMPLE_CHUNK = 256  # teacher samples made (and cached) together
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = training_parser(__doc__, out="runs/distilled", work_dir="runs/distill", steps=3000, batch_size=64,
-                             lr=2e-4, data=12000)  # fmt: skip
+                             lr=2e-4, data=12000, tiny={"scenes": 8, **JUDGED_TINY})  # fmt: skip
     parser.add_argument("--teacher", default="models/bundled/text_to_image", help="a diffusers text-to-image folder")
     parser.add_argument("--captions", help="a text file of captions, one a line (default: the shapes world)")
     parser.add_argument("--teacher-steps", type=int, default=12)
@@ -80,10 +79,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--ema", type=float, default=0.995)
     parser.add_argument("--eval-every", type=int, default=500)
     parser.add_argument("--eval-captions", type=int, default=100)
-    args = parser.parse_args(argv)
-    if args.tiny:
-        judged_tiny_run(args, scenes=8)
-    return args
+    return parser.parse_args(argv)
 
 
 def load_teacher(folder: str) -> StableDiffusionPipeline:

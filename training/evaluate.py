@@ -5,10 +5,16 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Iterable
 
+import numpy as np
 from PIL import Image
 
-from models.shapes.grammar import ATTRIBUTE_NAMES, Attributes, random_attributes
+from models.metrics import psnr
+from models.shapes.grammar import ATTRIBUTE_NAMES, COLORS, SHAPES, Attributes, parse, random_attributes
+from models.shapes.instructions import random_edit
 from models.shapes.judge import agreement, judge
+from models.shapes.render import render_attributes
+from models.shapes.scenes import random_scenes, region_mask
+from models.shapes.styles import STYLES, judge_style
 
 
 def tally(pairs: Iterable[tuple[Attributes, Attributes | None]]) -> dict[str, float]:
@@ -22,11 +28,6 @@ def tally(pairs: Iterable[tuple[Attributes, Attributes | None]]) -> dict[str, fl
         hits["all"] += all(verdict.values())
         count += 1
     return {name: round(value / max(count, 1), 3) for name, value in hits.items()}
-
-
-def random_scenes(count: int, seed: int) -> list[Attributes]:
-    rng = random.Random(seed)
-    return [random_attributes(rng) for _ in range(count)]
 
 
 def score_generator(generate: Callable[[list[str], int], list[Image.Image]], count: int, seed: int,
@@ -52,9 +53,6 @@ def score_text_to_image(engine, count: int, seed: int = 0, **options) -> dict[st
 
 def score_describe(engine, count: int, seed: int = 0) -> dict[str, float]:
     """Describe on fresh renders: exact caption match, and per attribute (captions parsed by the grammar)."""
-    from models.shapes.grammar import parse
-    from models.shapes.render import render_attributes
-
     pairs, exact = [], 0
     for index, scene in enumerate(random_scenes(count, seed)):
         text = engine.describe(render_attributes(scene, seed=seed + index))
@@ -70,8 +68,6 @@ def score_regenerate(engine, count: int, seed: int = 0, keep_layout: float = 0.0
                      **options) -> dict[str, float]:  # fmt: skip
     """Describe -> regenerate on fresh renders (with `preset`'s models and the engine `options`): attributes the
     regenerated image keeps."""
-    from models.shapes.render import render_attributes
-
     pairs = []
     for index, scene in enumerate(random_scenes(count, seed)):
         original = render_attributes(scene, seed=seed + index)
@@ -89,9 +85,6 @@ def score_style_transfer(transfer: Callable[[Image.Image, str, int], Image.Image
     Returns the share with the style right, each content attribute kept (shape, colour, background; size and
     position too), and `all`: style right with shape, colour and background kept.
     """
-    from models.shapes.render import render_attributes
-    from models.shapes.styles import judge_style
-
     pairs, styled, both = [], 0, 0
     for index, scene in enumerate(random_scenes(count, seed)):
         image = transfer(render_attributes(scene, seed=seed + index), scene.caption, seed + index)
@@ -112,9 +105,6 @@ def score_instruct_edit(edit: Callable[[Image.Image, str, int], Image.Image], co
     Returns, per attribute, the share judged equal to the expected scene, `changed` (the requested attribute
     has its new value) and `all` (the requested change made and every other attribute kept).
     """
-    from models.shapes.instructions import random_edit
-    from models.shapes.render import render_attributes
-
     rng = random.Random(seed)
     pairs, changed = [], 0
     for index in range(count):
@@ -126,17 +116,6 @@ def score_instruct_edit(edit: Callable[[Image.Image, str, int], Image.Image], co
     return {**tally(pairs), "changed": round(changed / max(count, 1), 3)}
 
 
-def region_mask(scene: Attributes, seed: int, margin: float = 4.0) -> Image.Image:
-    """A mask (255 = repaint) over the shape's bounding box grown by `margin` pixels."""
-    from models.shapes.render import IMAGE_SIZE, layout
-
-    cx, cy, side = layout(scene, seed)
-    half = side / 2 + margin
-    mask = Image.new("L", (IMAGE_SIZE, IMAGE_SIZE), 0)
-    mask.paste(255, tuple(int(round(v)) for v in (cx - half, cy - half, cx + half, cy + half)))
-    return mask
-
-
 def score_inpaint(inpaint: Callable[[Image.Image, Image.Image, str, int], Image.Image], count: int,
                   seed: int = 0) -> dict[str, float]:  # fmt: skip
     """`inpaint(image, mask, caption, seed)`: a mask over the shape, a caption with a new shape and colour.
@@ -144,12 +123,6 @@ def score_inpaint(inpaint: Callable[[Image.Image, Image.Image, str, int], Image.
     Returns the judge's shares against the new caption (`all`: the region shows what the prompt says) and
     `psnr_outside`: the mean PSNR of the pixels outside the mask against the original (capped at 100 dB).
     """
-    import numpy as np
-
-    from models.metrics import psnr
-    from models.shapes.grammar import COLORS, SHAPES
-    from models.shapes.render import render_attributes
-
     rng = random.Random(seed)
     pairs, outside = [], []
     for index in range(count):
@@ -166,7 +139,6 @@ def score_inpaint(inpaint: Callable[[Image.Image, Image.Image, str, int], Image.
 
 def engine_scores(engine, count: int, seed: int = 0) -> dict[str, Callable[[], dict[str, float]]]:
     """Every job of the bundled preset scored through `engine`, by name (each called when wanted)."""
-    from models.shapes.styles import STYLES
 
     def style(name):
         transfer = lambda content, caption, s: engine.style_transfer(content, style=name, seed=s).images[0]  # noqa: E731

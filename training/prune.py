@@ -20,6 +20,7 @@ import torch
 from diffusers import UNet2DConditionModel
 
 from .common import command_line
+from .diffusion import init_from_teacher
 from .macs import unet_macs
 
 
@@ -40,28 +41,6 @@ def removed_blocks_config(config: dict, remove_stages: int) -> dict:
     down[-1] = "DownBlock2D"  # its attention goes with the removed blocks
     return {**config, "block_out_channels": config["block_out_channels"][:levels], "down_block_types": down,
             "up_block_types": config["up_block_types"][remove_stages:], "mid_block_type": None}  # fmt: skip
-
-
-def teacher_key(key: str, removed_stages: int) -> str:
-    """The teacher parameter a student parameter starts from: up block i is the teacher's up block i + removed."""
-    if key.startswith("up_blocks."):
-        _, index, rest = key.split(".", 2)
-        return f"up_blocks.{int(index) + removed_stages}.{rest}"
-    return key
-
-
-def init_from_teacher(student: UNet2DConditionModel, teacher: UNet2DConditionModel, removed_stages: int) -> float:
-    """Copy every teacher tensor whose place and shape the student shares; the share of student weights copied."""
-    source = teacher.state_dict()
-    state = student.state_dict()
-    copied = 0
-    for key, value in state.items():
-        match = source.get(teacher_key(key, removed_stages))
-        if match is not None and match.shape == value.shape:
-            state[key] = match.clone()
-            copied += value.numel()
-    student.load_state_dict(state)
-    return copied / sum(v.numel() for v in state.values())
 
 
 def main(argv=None) -> dict:

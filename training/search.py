@@ -17,22 +17,23 @@ import argparse
 import json
 import random
 import statistics
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import torch
 from diffusers import UNet2DConditionModel
 
-from bench.charts import scatter_chart
-
-from . import distill
+from .charts import scatter_chart
+from .common import TinyParser
 from .macs import unet_macs
 
 WIDTHS = (16, 32, 48, 64, 96, 128)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = TinyParser(__doc__, tiny={"count": 3, "train": 1, "steps": 2, "scenes": 8, "repeats": 2})
     parser.add_argument("--teacher", default="models/bundled/text_to_image")
     parser.add_argument("--count", type=int, default=16, help="candidates measured (the teacher's shape included)")
     parser.add_argument("--train", type=int, default=4, help="candidates of the front distilled and judged")
@@ -43,10 +44,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--repeats", type=int, default=20, help="timed passes per candidate")
     parser.add_argument("--tiny", action="store_true", help="a smoke run (CI)")
-    args = parser.parse_args(argv)
-    if args.tiny:
-        args.count, args.train, args.steps, args.scenes, args.repeats = 3, 1, 2, 8, 2
-    return args
+    return parser.parse_args(argv)
 
 
 def random_config(rng: random.Random, base: dict) -> dict:
@@ -118,6 +116,18 @@ def front(rows: list[dict], count: int) -> list[dict]:
     return [pareto[round(i * step)] for i in range(count)]
 
 
+def distilled(args: argparse.Namespace, config_path: Path, folder: Path) -> dict:
+    """Distil the candidate `config_path` from the teacher with `python -m training.distill` (its own process, as a
+    person would run it) into `folder`; the run's facts (`distillation.json`)."""
+    subprocess.run([
+        sys.executable, "-m", "training.distill", "--teacher", args.teacher, "--student", str(config_path),
+        "--init-from-teacher", "--steps", str(args.steps), "--eval-every", str(args.steps), "--scenes", str(args.scenes),
+        "--samples-dir", args.samples_dir, "--out", str(folder), "--work-dir", f"{folder}-work",
+        *(["--tiny"] if args.tiny else []),
+    ], check=True)  # fmt: skip
+    return json.loads((folder / "distillation.json").read_text())
+
+
 def main(argv=None) -> list[dict]:
     args = parse_args(argv)
     torch.manual_seed(args.seed)
@@ -129,12 +139,7 @@ def main(argv=None) -> list[dict]:
         name = f"candidate-{index}"
         config_path = out / f"{name}.json"
         config_path.write_text(json.dumps(row["config"], indent=1))
-        facts = distill.main([
-            "--teacher", args.teacher, "--student", str(config_path), "--init-from-teacher", "--steps", str(args.steps),
-            "--eval-every", str(args.steps), "--scenes", str(args.scenes), "--samples-dir", args.samples_dir,
-            "--out", str(out / name), "--work-dir", str(out / f"{name}-work"), *(["--tiny"] if args.tiny else []),
-        ])  # fmt: skip
-        judged = facts["judged during training (100 captions, seed 10000)"][-1]
+        judged = distilled(args, config_path, out / name)["judged during training (100 captions, seed 10000)"][-1]
         row.update(trained=name, distill_steps=args.steps, judged_1_step=judged["1-step"], judged_2_step=judged["2-step"])
     (out / "candidates.json").write_text(json.dumps(rows, indent=1) + "\n")
     trained = [r for r in rows if "trained" in r]

@@ -22,19 +22,16 @@ from .common import (
     set_warmup_cosine_lr,
     training_parser,
 )
-from .data import prepare_scenes, psnr, to_model_range
+from .data import prepare_scenes, tensor_psnr, to_model_range
 from .model_card import hardware, write_model_card
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = training_parser(__doc__, out="runs/autoencoder", work_dir="runs/vae", steps=4000, batch_size=32, lr=2e-3,
-                             data=20000)
+                             data=20000, tiny={"scenes": 64})
     parser.add_argument("--crop", type=int, default=32, help="train on random crops this big for the first 3/4")
     parser.add_argument("--kl-weight", type=float, default=1e-6)
-    args = parser.parse_args(argv)
-    if args.tiny:
-        args.steps, args.scenes, args.batch_size, args.checkpoint_every = 2, 64, 4, 1
-    return args
+    return parser.parse_args(argv)
 
 
 def build_autoencoder() -> AutoencoderKL:
@@ -70,7 +67,7 @@ def training_loss(vae: AutoencoderKL, images: torch.Tensor, kl_weight: float) ->
 def evaluate(vae: AutoencoderKL, images: torch.Tensor) -> tuple[float, float]:
     """PSNR (dB) of mean-latent reconstructions, and the latents' standard deviation."""
     latents = vae.encode(images).latent_dist.mean
-    return psnr(vae.decode(latents).sample, images), float(latents.std())
+    return tensor_psnr(vae.decode(latents).sample, images), float(latents.std())
 
 
 def main(argv=None) -> None:

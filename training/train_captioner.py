@@ -9,18 +9,9 @@ import argparse
 import time
 
 import torch
-from transformers import (
-    BertTokenizer,
-    BlipConfig,
-    BlipForConditionalGeneration,
-    BlipImageProcessor,
-    BlipProcessor,
-    BlipTextConfig,
-    BlipVisionConfig,
-)
+from PIL import Image
 
-from models.shapes.grammar import vocabulary
-
+from .captioning import MAX_TOKENS, build_captioner, build_processor, caption_batch
 from .common import (
     EMA,
     command_line,
@@ -33,63 +24,14 @@ from .common import (
 from .data import prepare_scenes
 from .model_card import hardware, write_model_card
 
-MAX_TOKENS = 16
-SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = training_parser(__doc__, out="models/bundled/captioner", work_dir="runs/captioner", steps=3000,
-                             batch_size=64, lr=5e-4, data=30000)
+                             batch_size=64, lr=5e-4, data=30000, tiny={"scenes": 32, "eval_every": 1, "eval_count": 8})
     parser.add_argument("--width", type=int, default=128)
     parser.add_argument("--eval-every", type=int, default=500)
     parser.add_argument("--eval-count", type=int, default=300, help="held-out renders for the exact-match score")
-    args = parser.parse_args(argv)
-    if args.tiny:
-        args.steps, args.scenes, args.batch_size, args.checkpoint_every, args.eval_every, args.eval_count = 2, 32, 4, 1, 1, 8
-    return args
-
-
-def build_processor() -> BlipProcessor:
-    words = SPECIAL_TOKENS + vocabulary()
-    tokenizer = BertTokenizer(vocab={w: i for i, w in enumerate(words)}, do_lower_case=True, model_max_length=MAX_TOKENS)
-    image_processor = BlipImageProcessor(size={"height": 64, "width": 64})
-    return BlipProcessor(image_processor=image_processor, tokenizer=tokenizer)
-
-
-def build_captioner(processor: BlipProcessor, width: int) -> BlipForConditionalGeneration:
-    tokenizer = processor.tokenizer
-    text = BlipTextConfig(
-        vocab_size=len(tokenizer), hidden_size=width, encoder_hidden_size=width, intermediate_size=2 * width,
-        num_hidden_layers=2, num_attention_heads=4, max_position_embeddings=MAX_TOKENS,
-        bos_token_id=tokenizer.cls_token_id, eos_token_id=tokenizer.sep_token_id,
-        sep_token_id=tokenizer.sep_token_id, pad_token_id=tokenizer.pad_token_id,
-    )  # fmt: skip
-    vision = BlipVisionConfig(
-        hidden_size=width, intermediate_size=2 * width, num_hidden_layers=3, num_attention_heads=4,
-        image_size=64, patch_size=8, initializer_range=0.02,  # BLIP's default (1e-10) is for fine-tuning
-    )  # fmt: skip
-    model = BlipForConditionalGeneration(BlipConfig(text_config=text.to_dict(), vision_config=vision.to_dict()))
-    with torch.no_grad():  # a fresh ViT learns where things are far sooner from 2-D sin-cos positions (as in MAE)
-        model.vision_model.embeddings.position_embedding[0, 1:] = sincos_positions(width, 64 // 8)
-    model.generation_config.max_new_tokens = MAX_TOKENS
-    model.generation_config.num_beams = 1
-    return model
-
-
-def sincos_positions(width: int, grid: int) -> torch.Tensor:
-    """Fixed 2-D sine-cosine position embeddings (grid * grid, width): half the channels for x, half for y."""
-    quarter = width // 4
-    frequencies = 1.0 / 100 ** (torch.arange(quarter) / quarter)
-    ys, xs = torch.meshgrid(torch.arange(grid, dtype=torch.float32), torch.arange(grid, dtype=torch.float32), indexing="ij")
-    parts = [f(coordinate.flatten()[:, None] * frequencies) for coordinate in (xs, ys) for f in (torch.sin, torch.cos)]
-    return torch.cat(parts, dim=1)
-
-
-def caption_batch(model, processor, images) -> list[str]:
-    inputs = processor(images=images, return_tensors="pt")
-    with torch.no_grad():
-        tokens = model.generate(pixel_values=inputs.pixel_values, max_new_tokens=MAX_TOKENS)
-    return [text.strip() for text in processor.batch_decode(tokens, skip_special_tokens=True)]
+    return parser.parse_args(argv)
 
 
 def exact_match(model, processor, images: torch.Tensor, captions: list[str]) -> float:
@@ -98,9 +40,7 @@ def exact_match(model, processor, images: torch.Tensor, captions: list[str]) -> 
     return sum(f == c for f, c in zip(found, captions)) / len(captions)
 
 
-def tensor_to_pil(image: torch.Tensor):
-    from PIL import Image
-
+def tensor_to_pil(image: torch.Tensor) -> Image.Image:
     return Image.fromarray(image.permute(1, 2, 0).numpy())
 
 

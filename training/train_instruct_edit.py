@@ -29,6 +29,7 @@ from models.shapes.grammar import random_attributes
 from models.shapes.instructions import edited_caption, random_edit
 from models.shapes.render import render_attributes
 
+from .captioning import caption_batch
 from .common import (
     EMA,
     command_line,
@@ -39,25 +40,21 @@ from .common import (
     set_warmup_cosine_lr,
     training_parser,
 )
+from .diffusion import NOISE, build_unet, encode_images, tokenize
 from .evaluate import score_instruct_edit
 from .model_card import hardware, write_model_card
-from .train_captioner import caption_batch
-from .train_text_to_image import NOISE, build_unet, encode_images, tokenize
 
 SHARED = ("vae", "text_encoder", "tokenizer")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = training_parser(__doc__, out="models/bundled/instruct_edit", work_dir="runs/instruct_edit", steps=2000,
-                             batch_size=64, lr=5e-4, data=20000)
+                             batch_size=64, lr=5e-4, data=20000, tiny={"scenes": 16, "eval_count": 2})
     parser.add_argument("--base", default="models/bundled/text_to_image")
     parser.add_argument("--captioner", default="models/bundled/captioner", help="describes pictures in the final eval")
     parser.add_argument("--drop", type=float, default=0.05, help="share of samples without text, image, or both")
     parser.add_argument("--eval-count", type=int, default=100)
-    args = parser.parse_args(argv)
-    if args.tiny:
-        args.steps, args.scenes, args.batch_size, args.checkpoint_every, args.eval_count = 2, 16, 4, 1, 2
-    return args
+    return parser.parse_args(argv)
 
 
 def instruct_unet(base_unet) -> torch.nn.Module:

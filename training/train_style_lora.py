@@ -47,9 +47,9 @@ from .common import (
     training_parser,
 )
 from .data import prepare_scenes, to_model_range
+from .diffusion import NOISE, diffusion_loss, encode_scenes, tokenize
 from .evaluate import score_style_transfer
 from .model_card import hardware
-from .train_text_to_image import NOISE, diffusion_loss, encode_scenes, tokenize
 
 LORA_TARGETS = ["to_q", "to_k", "to_v", "to_out.0", "proj_in", "proj_out", "conv1", "conv2", "ff.net.0.proj", "ff.net.2"]
 DECODER_PREFIX = "vae"  # the file's decoder LoRA keys start with `vae.`
@@ -59,7 +59,9 @@ REDRAW_STRENGTHS = (0.25, 0.5)  # the decoder's redrawn latents: low enough that
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = training_parser(__doc__, out="models/bundled/styles", work_dir="runs/styles", steps=800, batch_size=32,
-                             lr=2e-3, data=8000, checkpoint_every=200)
+                             lr=2e-3, data=8000, checkpoint_every=200,
+                             tiny={"scenes": 16, "decoder_scenes": 8},
+                             tiny_caps={"steps": 2, "decoder_steps": 2, "eval_count": 2})  # 0 still skips a part
     parser.add_argument("--style", required=True, choices=STYLES)
     parser.add_argument("--base", default="models/bundled/text_to_image", help="the bundled text-to-image folder")
     parser.add_argument("--preset", default="models/bundled",
@@ -85,10 +87,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.hard_weight != 1 and args.style != "outline":
         parser.error("--hard-weight is for the outline style")
-    if args.tiny:
-        args.scenes, args.batch_size, args.checkpoint_every, args.decoder_scenes = 16, 4, 1, 8
-        counts = (args.steps, args.decoder_steps, args.eval_count)
-        args.steps, args.decoder_steps, args.eval_count = (min(n, 2) for n in counts)  # 0 still skips a part
     return args
 
 

@@ -27,21 +27,18 @@ from PIL import Image
 from models.shapes import judge
 
 from .common import EMA, command_line, optimizer_step, resume_run, set_seed, set_warmup_cosine_lr, training_parser
-from .data import prepare_scenes, psnr, to_model_range
+from .data import prepare_scenes, tensor_psnr, to_model_range
 from .evaluate import tally
 from .model_card import hardware, write_model_card
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = training_parser(__doc__, out="runs/vae_tiny", work_dir="runs/tiny-vae", steps=2000, batch_size=32, lr=1e-3,
-                             data=8192)  # fmt: skip
+                             data=8192, tiny={"scenes": 16, "eval_scenes": 4})  # fmt: skip
     parser.add_argument("--teacher", default="models/bundled/text_to_image", help="a diffusers folder with `vae/`")
     parser.add_argument("--width", type=int, default=16, help="the tiny decoder's channels at every level")
     parser.add_argument("--eval-scenes", type=int, default=300)
-    args = parser.parse_args(argv)
-    if args.tiny:
-        args.steps, args.scenes, args.batch_size, args.checkpoint_every, args.eval_scenes = 2, 16, 4, 1, 4
-    return args
+    return parser.parse_args(argv)
 
 
 def build_tiny(teacher: AutoencoderKL, width: int) -> AutoencoderTiny:
@@ -71,9 +68,9 @@ def evaluate(tiny: AutoencoderTiny, teacher: AutoencoderKL, images: torch.Tensor
     fast = tiny.decode(latents).sample
     round_trip = tiny.decode(tiny.encode(images).latents).sample
     return {
-        "decoder PSNR vs full decoder (dB)": round(psnr(fast, full), 2),
-        "full decoder PSNR vs render (dB)": round(psnr(full, images), 2),
-        "tiny round trip PSNR vs render (dB)": round(psnr(round_trip, images), 2),
+        "decoder PSNR vs full decoder (dB)": round(tensor_psnr(fast, full), 2),
+        "full decoder PSNR vs render (dB)": round(tensor_psnr(full, images), 2),
+        "tiny round trip PSNR vs render (dB)": round(tensor_psnr(round_trip, images), 2),
         "judged, full decoder": tally(zip(scenes, map(judge, to_pil(full)))),
         "judged, tiny decoder": tally(zip(scenes, map(judge, to_pil(fast)))),
     }

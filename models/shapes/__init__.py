@@ -16,9 +16,10 @@ from .grammar import (
 )
 from .judge import agreement, judge, judge_caption
 from .render import IMAGE_SIZE, render, render_attributes
+from .scenes import random_scenes, region_mask
 
 __all__ = [
     "ATTRIBUTE_NAMES", "COLORS", "GRAMMAR", "IMAGE_SIZE", "PALETTE", "POSITIONS", "SHAPES", "SIZES",
     "Attributes", "agreement", "all_attributes", "judge", "judge_caption", "parse", "random_attributes",
-    "render", "render_attributes", "vocabulary",
+    "random_scenes", "region_mask", "render", "render_attributes", "vocabulary",
 ]  # fmt: skip
