@@ -12,15 +12,15 @@ import torch
 from diffusers import AutoencoderTiny
 from huggingface_hub import constants
 
+from bench.hub_snapshot import snapshot
 from models import Engine, JobControl, compile_cache, speed
 from models.compile_cache import STAMP, guarded_call, prepare
 from models.devices import choose_policy
 from models.graphs import UNET, Positional, graph_of
 from models.metrics import psnr
 from models.pipelines import COMPILING
-from tests.hub_cache import snapshot
 from tests.test_engine import PROMPT
-from training.train_text_to_image import build_unet
+from training.diffusion import build_unet
 
 LARGE = 1_000  # a threshold the tiny test UNet is over
 BOTH = ("unet", "vae")
