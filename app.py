@@ -10,34 +10,30 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 from pathlib import Path
 
 import demo
 from models import Engine
 from models.presets import DEFAULT_PRESET
-from models.settings import LIMITS, outputs_dir
-
-ON_SPACES = bool(os.environ.get("SPACE_ID"))
+from models.settings import LIMITS, launch_defaults, on_spaces, outputs_dir
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    env = os.environ.get
+    env = launch_defaults()
     parser = argparse.ArgumentParser(description="Depict: describe, generate and edit images.")
-    parser.add_argument("--host", default=env("DEPICT_HOST") or ("0.0.0.0" if ON_SPACES else "127.0.0.1"))
-    parser.add_argument("--port", type=int, default=int(env("DEPICT_PORT") or env("GRADIO_SERVER_PORT") or 7860))
-    parser.add_argument("--share", action="store_true", default=env("DEPICT_SHARE", "") in ("1", "true", "yes"),
-                        help="open a temporary public link")  # fmt: skip
-    parser.add_argument("--preset", default=env("DEPICT_PRESET") or DEFAULT_PRESET,
+    parser.add_argument("--host", default=env["host"])
+    parser.add_argument("--port", type=int, default=env["port"])
+    parser.add_argument("--share", action="store_true", default=env["share"], help="open a temporary public link")
+    parser.add_argument("--preset", default=env["preset"] or DEFAULT_PRESET,
                         help="a preset name or a local preset folder")  # fmt: skip
     parser.add_argument("--auth", action="append", default=[], metavar="USER:PASSWORD",
                         help="require this login for the page and the API; repeatable (env DEPICT_AUTH: pairs "
                              "separated by commas)")  # fmt: skip
     parser.add_argument("--auth-file", type=Path, help="a file of logins, one USER:PASSWORD a line")
     args = parser.parse_args(argv)
-    if ON_SPACES:
+    if on_spaces():
         args.share = False
-    pairs = args.auth or (env("DEPICT_AUTH") or "").split(",")
+    pairs = args.auth or env["auth"]
     if args.auth_file:
         if not args.auth_file.is_file():
             parser.error(f"--auth-file {args.auth_file} does not exist.")

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import os
-
 import gradio as gr
 
 from models import Engine
+from models.settings import queue_size
 
 from . import describe, edit, history, style, text_to_image
 from .controls import CSS
 
-QUEUE_SIZE = int(os.environ.get("DEPICT_QUEUE_SIZE", "64"))
 TABS = (("Describe → regenerate", describe), ("Text → image", text_to_image), ("Style transfer", style), ("Edit", edit),
         ("History", history))  # fmt: skip
 
@@ -24,7 +22,7 @@ def build(engine: Engine) -> gr.Blocks:
             for title, tab in TABS:
                 with gr.Tab(title):
                     tab.build(engine)
-    blocks.queue(max_size=QUEUE_SIZE, default_concurrency_limit=1)
+    blocks.queue(max_size=queue_size(), default_concurrency_limit=1)
     return blocks
 
 

@@ -2,34 +2,28 @@
 
 from __future__ import annotations
 
+import inspect
 import math
 import random
-import re
-from dataclasses import dataclass
+import typing
+from collections.abc import Callable
+from dataclasses import MISSING, dataclass, fields
 
 import gradio as gr
 
 from models import Engine, JobControl
+from models.adapters import parse_adapters
+from models.jobs import SamplingParams
 from models.schedulers import SCHEDULERS
 from models.settings import LIMITS
 
-from .outputs import add_to_history, save_result
+from .gpu import gpu
+from .results import add_to_history, save_result
+from .user_errors import user_errors
 
 MAX_SEED = LIMITS.max_seed
 GALLERY_CLASS = "depict-gallery"
 CSS = f""".{GALLERY_CLASS} img, .depict-pixelated img {{ image-rendering: pixelated; }}"""
-
-
-def parse_adapters(text: str | None) -> dict[str, float]:
-    """`"warm:0.8, cool"` -> {"warm": 0.8, "cool": 1.0} (A1111-like; a bare name means weight 1)."""
-    adapters = {}
-    for item in filter(None, (part.strip() for part in re.split(r"[,\n]", text or ""))):
-        name, _, weight = item.rpartition(":") if ":" in item else (item, "", "1")
-        try:
-            adapters[name.strip()] = float(weight)
-        except ValueError:
-            raise gr.Error(f"Adapter weight for {name.strip()!r} must be a number, got {weight!r}.") from None
-    return adapters
 
 
 def format_adapters(names: list[str], current: str) -> str:
@@ -60,26 +54,17 @@ def preset_choices(engine: Engine) -> list[tuple[str, str]]:
 
 @dataclass
 class SamplingControls:
-    """The advanced settings of a generating tab, in the order its handler takes them."""
+    """The advanced settings of a generating tab: a widget per field of the engine's `SamplingParams`, by name."""
 
-    negative_prompt: gr.Textbox
-    seed: gr.Number
-    steps: gr.Slider
-    guidance: gr.Slider
-    scheduler: gr.Dropdown
-    num_images: gr.Slider
-    adapters: gr.Textbox
-    preset: gr.Dropdown
-    fast_decode: gr.Checkbox
+    widgets: dict[str, gr.components.Component]
 
-    def inputs(self) -> list:
-        return list(self.fields().values())
+    @property
+    def preset(self) -> gr.Dropdown:
+        return self.widgets["preset"]
 
-    def fields(self) -> dict:
-        """Parameter name -> widget, in the order handlers take them."""
-        return {"negative_prompt": self.negative_prompt, "seed": self.seed, "steps": self.steps,
-                "guidance": self.guidance, "scheduler": self.scheduler, "num_images": self.num_images,
-                "adapters": self.adapters, "preset": self.preset, "fast_decode": self.fast_decode}  # fmt: skip
+    def without(self, *names: str) -> dict[str, gr.components.Component]:
+        """The widgets but those named (fields a job does not take)."""
+        return {name: widget for name, widget in self.widgets.items() if name not in names}
 
 
 def seed_box() -> gr.Number:
@@ -113,7 +98,7 @@ def sampling_controls(engine: Engine, show_batch: bool = True, job: str = "") ->
             names = engine.adapters()
             picker = gr.Dropdown(names, multiselect=True, label="LoRA adapters", scale=2)
             adapters = gr.Textbox(label="Adapter weights (name:weight, ...)", value="", scale=3)
-        picker.change(format_adapters, [picker, adapters], adapters, api_visibility="private")
+        picker.change(user_errors(format_adapters), [picker, adapters], adapters, api_visibility="private")
         preset_box = gr.Dropdown(preset_choices(engine), value=engine.default_preset, label="Model preset")
         fast_decode = gr.Checkbox(value=engine.policy.device == "cpu", label="Fast decode (the preset's tiny autoencoder, if it has one)")
 
@@ -131,7 +116,9 @@ def sampling_controls(engine: Engine, show_batch: bool = True, job: str = "") ->
             return gr.update(choices=choices, value=current if current in dict(choices).values() else "")
 
         preset_box.change(preset_samplers, [preset_box, scheduler], scheduler, api_visibility="private")
-    return SamplingControls(negative_prompt, seed, steps, guidance, scheduler, num_images, adapters, preset_box, fast_decode)
+    built = {"negative_prompt": negative_prompt, "seed": seed, "steps": steps, "guidance": guidance, "scheduler": scheduler,
+             "num_images": num_images, "adapters": adapters, "preset": preset_box, "fast_decode": fast_decode}  # fmt: skip
+    return SamplingControls({field.name: built[field.name] for field in fields(SamplingParams)})
 
 
 def results_gallery(label: str = "Results", elem_id: str | None = None, value=None) -> gr.Gallery:
@@ -140,20 +127,54 @@ def results_gallery(label: str = "Results", elem_id: str | None = None, value=No
                       elem_id=elem_id, elem_classes=[GALLERY_CLASS], interactive=False)  # fmt: skip
 
 
-def sampling_options(negative_prompt, seed, steps, guidance, scheduler, num_images, adapters, preset,
-                     fast_decode=None) -> dict:  # fmt: skip
-    """Widget values -> the engine's keyword options."""
-    return {
-        "negative_prompt": negative_prompt or "",
-        "seed": resolve_seed(seed),
-        "steps": whole(steps),
-        "guidance": float(guidance) if guidance is not None else None,
-        "scheduler": scheduler or None,
-        "num_images": whole(num_images) if num_images is not None else 1,
-        "adapters": parse_adapters(adapters),
-        "preset": preset or None,
-        "fast_decode": bool(fast_decode) if fast_decode is not None else None,
-    }
+def engine_options(params: type, values: dict) -> dict:
+    """Widget values -> the keyword options of the engine job taking `params`, each converted by its field's type
+    (sliders send 4.0 for 4; an empty box means the field's default; adapters are typed as `name:weight, ...`; a seed
+    of -1 is random). A value that cannot be converted goes to the engine unchanged, so its checks name the field."""
+    hints = typing.get_type_hints(params)
+    defaults = {f.name for f in fields(params) if f.default is not MISSING or f.default_factory is not MISSING}
+    options = {}
+    for name, value in values.items():
+        kinds = set(typing.get_args(hints[name])) or {hints[name]}
+        if name == "seed":
+            value = resolve_seed(value)
+        elif value is None or (isinstance(value, str) and not value and kinds != {str}):
+            if name in defaults:
+                continue
+        elif dict in kinds or typing.get_origin(hints[name]) is dict:
+            value = parse_adapters(value) if isinstance(value, str) else value
+        elif int in kinds:
+            value = whole(value)
+        elif float in kinds and isinstance(value, (int, float)):
+            value = float(value)
+        elif bool in kinds:
+            value = bool(value)
+        options[name] = value
+    return options
+
+
+def job_endpoint(params: type, inputs: dict, states: dict[str, gr.State], body: Callable) -> tuple[Callable, list]:
+    """A tab's event handler and its input list: the handler takes `inputs`' widget values by name, then `states`'
+    values; its signature names them (the endpoint's API parameters, defaulting to the widgets' initial values; a
+    field the engine job requires has no default). `body(options, progress, **states)` gets the job's keyword options
+    (`engine_options`). Engine errors become messages (`user_errors`); on ZeroGPU the call holds a GPU."""
+    required = {f.name for f in fields(params) if f.default is MISSING and f.default_factory is MISSING}
+    keyword = inspect.Parameter.POSITIONAL_OR_KEYWORD
+    parameters = [inspect.Parameter(name, keyword, default=inspect.Parameter.empty if name in required else widget.value)
+                  for name, widget in inputs.items()]  # fmt: skip
+    parameters += [inspect.Parameter(name, keyword, default=None) for name in states]
+    parameters.append(inspect.Parameter("progress", keyword, default=gr.Progress()))
+
+    def handler(*args, **kwargs):
+        values = handler.__signature__.bind(*args, **kwargs)
+        values.apply_defaults()
+        arguments = dict(values.arguments)
+        progress = arguments.pop("progress")
+        held = {name: arguments.pop(name) for name in states}
+        return body(engine_options(params, arguments), progress, **held)
+
+    handler.__signature__ = inspect.Signature(parameters)
+    return user_errors(gpu(handler)), [*inputs.values(), *states.values()]
 
 
 def job_slot() -> gr.State:

@@ -5,26 +5,18 @@ from __future__ import annotations
 import gradio as gr
 
 from models import Engine
+from models.jobs import RegenerateParams
 from models.settings import LIMITS
 
-from .controls import (
-    job_slot,
-    results_gallery,
-    run_and_show,
-    run_buttons,
-    sampling_controls,
-    sampling_options,
-    wire_stop,
-)
-from .errors import user_errors
+from .controls import job_endpoint, job_slot, results_gallery, run_and_show, run_buttons, sampling_controls, wire_stop
 from .examples import example_images
 from .gpu import gpu
-from .settings import settings_loader
+from .load_settings import settings_loader
 from .uploads import image_input
+from .user_errors import user_errors
 
 
 def build(engine: Engine) -> None:
-    defaults = engine.preset()
     with gr.Row():
         with gr.Column(scale=2):
             image = image_input(label="Image", elem_id="describe-image", elem_classes=["depict-pixelated"], height=280)
@@ -37,8 +29,8 @@ def build(engine: Engine) -> None:
                                     label="Keep layout (0 = fresh image, higher keeps more of the original)")  # fmt: skip
             controls = sampling_controls(engine)
             regenerate_button, stop = run_buttons("Regenerate", "regenerate-run")
-            settings_loader({"description": description, "keep_layout": keep_layout, **controls.fields()},
-                            list(engine.registry))  # fmt: skip
+            settings = {"description": description, "keep_layout": keep_layout, **controls.widgets}
+            settings_loader(settings, list(engine.registry))
         with gr.Column(scale=3):
             comparison = results_gallery("Original and regenerated", elem_id="regenerate-gallery")
             fidelity = gr.JSON(label="Fidelity and parameters")
@@ -50,21 +42,14 @@ def build(engine: Engine) -> None:
     def describe(image, preset=engine.default_preset, detailed=False):
         return engine.describe(image, preset=preset or None, detail="detailed" if detailed else "short")
 
-    @user_errors
-    @gpu
-    def regenerate(image, description, keep_layout=0.0, negative_prompt="", seed=0, steps=defaults.steps,
-                   guidance=defaults.guidance, scheduler="", num_images=1, adapters="", preset=engine.default_preset,
-                   fast_decode=None, slot=None, progress=gr.Progress()):  # fmt: skip
-        options = sampling_options(negative_prompt, seed, steps, guidance, scheduler, num_images, adapters, preset,
-                                   fast_decode)  # fmt: skip
-        shown, meta, _ = run_and_show(engine.regenerate, slot, [], progress, image=image, description=description,
-                                      keep_layout=float(keep_layout), **options)  # fmt: skip
-        return [(image, "original"), *shown], meta
+    def regenerate(options, progress, slot):
+        shown, meta, _ = run_and_show(engine.regenerate, slot, [], progress, **options)
+        return [(options["image"], "original"), *shown], meta
+
+    handler, handler_inputs = job_endpoint(RegenerateParams, {"image": image, **settings}, {"slot": slot}, regenerate)
 
     describe_event = gr.on([describe_button.click, image.upload], describe, [image, controls.preset, detailed],
                            description, api_name="describe", concurrency_id="captioner")  # fmt: skip
-    regenerate_event = regenerate_button.click(
-        regenerate, [image, description, keep_layout, *controls.inputs(), slot], [comparison, fidelity],
-        api_name="regenerate", concurrency_id="base_pipeline",
-    )  # fmt: skip
+    regenerate_event = regenerate_button.click(handler, handler_inputs, [comparison, fidelity], api_name="regenerate",
+                                               concurrency_id="base_pipeline")  # fmt: skip
     wire_stop(stop, slot, [describe_event, regenerate_event])

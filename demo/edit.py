@@ -6,22 +6,21 @@ import gradio as gr
 from PIL import Image
 
 from models import Engine
+from models.jobs import InpaintParams, InstructEditParams
 from models.settings import LIMITS
 
 from .controls import (
+    job_endpoint,
     job_slot,
     parameters_view,
     results_gallery,
     run_and_show,
     run_buttons,
     sampling_controls,
-    sampling_options,
     wire_stop,
 )
-from .errors import user_errors
 from .examples import example_images
-from .gpu import gpu
-from .settings import settings_loader
+from .load_settings import settings_loader
 from .uploads import image_input
 
 
@@ -59,46 +58,37 @@ def build(engine: Engine) -> None:
                              ["make it small"], ["move it to the left"]], inputs=[instruction])  # fmt: skip
             controls = sampling_controls(engine)
             settings_loader({"prompt": prompt, "strength": strength, "instruction": instruction,
-                             "image_guidance": image_guidance, **controls.fields()}, list(engine.registry))  # fmt: skip
+                             "image_guidance": image_guidance, **controls.widgets}, list(engine.registry))  # fmt: skip
         with gr.Column(scale=3):
             gallery = results_gallery(elem_id="edit-gallery")
             info = parameters_view()
     history, slot = gr.State([]), job_slot()
     gr.Examples([[p] for p in example_images()], inputs=[editor])
 
-    @user_errors
-    @gpu
-    def inpaint(image, mask, prompt, strength=1.0, negative_prompt="", seed=0, steps=defaults.steps,
-                guidance=defaults.guidance, scheduler="", num_images=1, adapters="", preset=engine.default_preset, fast_decode=None,
-                history=None, slot=None, progress=gr.Progress()):  # fmt: skip
-        options = sampling_options(negative_prompt, seed, steps, guidance, scheduler, num_images, adapters, preset, fast_decode)
-        return run_and_show(engine.inpaint, slot, history, progress, image=image, mask=mask, prompt=prompt,
-                            strength=float(strength), **options)  # fmt: skip
+    def inpaint(options, progress, history, slot):
+        return run_and_show(engine.inpaint, slot, history, progress, **options)
 
-    @user_errors
-    @gpu
-    def instruct_edit(image, instruction, image_guidance=defaults.image_guidance, negative_prompt="", seed=0,
-                      steps=defaults.steps, guidance=defaults.guidance, scheduler="", num_images=1,
-                      preset=engine.default_preset, fast_decode=None, history=None, slot=None, progress=gr.Progress()):  # fmt: skip
-        options = sampling_options(negative_prompt, seed, steps, guidance, scheduler, num_images, "", preset, fast_decode)
-        return run_and_show(engine.instruct_edit, slot, history, progress, image=image, instruction=instruction,
-                            image_guidance=float(image_guidance), **options)  # fmt: skip
+    def instruct_edit(options, progress, history, slot):
+        return run_and_show(engine.instruct_edit, slot, history, progress, **options)
 
     def from_editor(button: gr.Button):
         """Clicking a run button first hands the editor's picture and strokes to the job's `image` and `mask`."""
         return button.click(split_editor, editor, [image, mask], queue=False, api_visibility="private",
                             show_progress="hidden")  # fmt: skip
 
-    c = controls
+    states = {"history": history, "slot": slot}
+    inpaint_inputs = {"image": image, "mask": mask, "prompt": prompt, "strength": strength, **controls.widgets}
+    inpaint_handler, inpaint_handler_inputs = job_endpoint(InpaintParams, inpaint_inputs, states, inpaint)
     inpaint_event = from_editor(inpaint_button).then(
-        inpaint, [image, mask, prompt, strength, *c.inputs(), history, slot], [gallery, info, history],
-        api_name="inpaint", concurrency_id="base_pipeline",
+        inpaint_handler, inpaint_handler_inputs, [gallery, info, history], api_name="inpaint",
+        concurrency_id="base_pipeline",
     )  # fmt: skip
+    instruct_inputs = {"image": image, "instruction": instruction, "image_guidance": image_guidance,
+                       **controls.without("adapters")}  # instruction editing takes no adapters
+    instruct_handler, instruct_handler_inputs = job_endpoint(InstructEditParams, instruct_inputs, states, instruct_edit)
     instruct_event = from_editor(instruct_button).then(
-        instruct_edit,
-        [image, instruction, image_guidance, c.negative_prompt, c.seed, c.steps, c.guidance, c.scheduler, c.num_images,
-         c.preset, c.fast_decode, history, slot],
-        [gallery, info, history], api_name="instruct_edit", concurrency_id="instruct_pipeline",
+        instruct_handler, instruct_handler_inputs, [gallery, info, history], api_name="instruct_edit",
+        concurrency_id="instruct_pipeline",
     )  # fmt: skip
     wire_stop(inpaint_stop, slot, [inpaint_event])
     wire_stop(instruct_stop, slot, [instruct_event])

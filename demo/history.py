@@ -9,7 +9,7 @@ from models.outputs import recent
 from models.settings import outputs_dir
 
 from .controls import results_gallery
-from .settings import read_settings
+from .load_settings import read_settings
 
 SHOWN = 48
 

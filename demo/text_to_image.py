@@ -5,22 +5,20 @@ from __future__ import annotations
 import gradio as gr
 
 from models import Engine
+from models.jobs import TextToImageParams
 from models.settings import LIMITS
 
 from .controls import (
+    job_endpoint,
     job_slot,
     parameters_view,
     results_gallery,
     run_and_show,
     run_buttons,
     sampling_controls,
-    sampling_options,
-    whole,
     wire_stop,
 )
-from .errors import user_errors
-from .gpu import gpu
-from .settings import settings_loader
+from .load_settings import settings_loader
 
 EXAMPLES = [
     "a small red star at the top on a blue background",
@@ -41,28 +39,20 @@ def build(engine: Engine) -> None:
                 height = gr.Slider(LIMITS.min_side, LIMITS.max_side, value=defaults.height, step=8, label="Height")
             controls = sampling_controls(engine)
             run, stop = run_buttons("Generate", "t2i-run")
-            settings_loader({"prompt": prompt, "width": width, "height": height, **controls.fields()},
-                            list(engine.registry))  # fmt: skip
+            inputs = {"prompt": prompt, "width": width, "height": height, **controls.widgets}
+            settings_loader(inputs, list(engine.registry))
         with gr.Column(scale=3):
             gallery = results_gallery(elem_id="t2i-gallery")
             info = parameters_view()
     history, slot = gr.State([]), job_slot()
     gr.Examples([[e] for e in EXAMPLES], inputs=[prompt])
 
-    @user_errors
-    @gpu
-    def text_to_image(prompt, negative_prompt="", seed=0, steps=defaults.steps, guidance=defaults.guidance,
-                      scheduler="", num_images=1, adapters="", preset=engine.default_preset, fast_decode=None,
-                      width=defaults.width,
-                      height=defaults.height, history=None, slot=None, progress=gr.Progress()):  # fmt: skip
-        options = sampling_options(negative_prompt, seed, steps, guidance, scheduler, num_images, adapters, preset, fast_decode)
-        return run_and_show(engine.text_to_image, slot, history, progress, prompt=prompt, width=whole(width),
-                            height=whole(height), **options)  # fmt: skip
+    def text_to_image(options, progress, history, slot):
+        return run_and_show(engine.text_to_image, slot, history, progress, **options)
 
-    event = gr.on(
-        [run.click, prompt.submit], text_to_image, [prompt, *controls.inputs(), width, height, history, slot],
-        [gallery, info, history], api_name="text_to_image", concurrency_id="base_pipeline",
-    )  # fmt: skip
+    handler, handler_inputs = job_endpoint(TextToImageParams, inputs, {"history": history, "slot": slot}, text_to_image)
+    event = gr.on([run.click, prompt.submit], handler, handler_inputs, [gallery, info, history],
+                  api_name="text_to_image", concurrency_id="base_pipeline")  # fmt: skip
     wire_stop(stop, slot, [event])
 
     def native_size(name):

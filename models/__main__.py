@@ -29,17 +29,13 @@ from accelerate.utils import gather_object
 from tqdm import tqdm
 
 from . import Engine, JobControl
+from .adapters import parse_adapters
 from .metadata import save_png
 from .outputs import atomic_write
 from .presets import DEFAULT_PRESET
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
 MANIFEST = "manifest.jsonl"
-
-
-def _adapters(items: list[str]) -> dict[str, float]:
-    pairs = (item.rpartition(":") if ":" in item else (item, "", "1") for item in items)
-    return {name: float(weight) for name, _, weight in pairs}
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -94,7 +90,7 @@ def _options(args) -> dict:
     options = {"seed": args.seed, "steps": args.steps, "guidance": args.guidance, "scheduler": args.scheduler,
                "negative_prompt": args.negative_prompt, "num_images": args.num_images}  # fmt: skip
     if hasattr(args, "adapter"):
-        options["adapters"] = _adapters(args.adapter)
+        options["adapters"] = parse_adapters(",".join(args.adapter))
     return options
 
 

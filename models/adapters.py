@@ -56,6 +56,19 @@ class AdapterCatalog:
                 raise ValueError(f"`adapters` weight of {name!r} must be a number in [-{cap}, {cap}], got {weight!r}.")
 
 
+def parse_adapters(text: str | None) -> dict[str, float]:
+    """`"warm:0.8, cool"` -> {"warm": 0.8, "cool": 1.0} (A1111-like: items split on commas or new lines; a bare name
+    means weight 1). The UI's adapter box and the command line's `--adapter` read through it."""
+    adapters = {}
+    for item in filter(None, (part.strip() for part in re.split(r"[,\n]", text or ""))):
+        name, _, weight = item.rpartition(":") if ":" in item else (item, "", "1")
+        try:
+            adapters[name.strip()] = float(weight)
+        except ValueError:
+            raise ValueError(f"`adapters` weight of {name.strip()!r} must be a number, got {weight!r}.") from None
+    return adapters
+
+
 def peft_name(name: str) -> str:
     """peft adapter names become module attribute keys: keep them to word characters."""
     return "lora_" + re.sub(r"\W", "_", name)

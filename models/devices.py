@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import functools
+import gc
 import logging
-import os
 from collections.abc import Collection
 from dataclasses import dataclass
 
@@ -13,6 +13,7 @@ import torch
 
 from .compile_cache import compile_ahead
 from .graphs import trace_pipeline, unet_interface
+from .settings import device_choice, dtype_choice, memory_switch
 
 log = logging.getLogger(__name__)
 
@@ -34,11 +35,6 @@ class DevicePolicy:
     @property
     def key(self) -> tuple[str, str]:
         return self.device, str(self.dtype).removeprefix("torch.")
-
-
-def _flag(name: str, automatic: bool) -> bool:
-    value = os.environ.get(name, "auto").lower()
-    return automatic if value == "auto" else value in ("1", "true", "yes", "on")
 
 
 def free_memory(device: str) -> int:
@@ -67,19 +63,26 @@ def cpu_has_vnni() -> bool:
 def choose_policy(device: str | None = None, dtype: str | None = None) -> DevicePolicy:
     """CUDA with fp16 when present, else CPU with fp32 (env `DEPICT_DEVICE`, `DEPICT_DTYPE`, `DEPICT_SLICING`,
     `DEPICT_VAE_TILING`, `DEPICT_CPU_OFFLOAD` = auto|on|off)."""
-    device = device or os.environ.get("DEPICT_DEVICE") or ("cuda" if torch.cuda.is_available() else "cpu")
-    chosen = dtype or os.environ.get("DEPICT_DTYPE")
+    device = device or device_choice() or ("cuda" if torch.cuda.is_available() else "cpu")
+    chosen = dtype or dtype_choice()
     dtype_name = chosen or default_dtype(device)
     free = free_memory(device)
     low = free < _LOW_MEMORY_BYTES
     return DevicePolicy(
         device=device,
         dtype=getattr(torch, dtype_name),
-        attention_slicing=_flag("DEPICT_SLICING", low),
-        vae_tiling=_flag("DEPICT_VAE_TILING", low),
-        cpu_offload=_flag("DEPICT_CPU_OFFLOAD", device.startswith("cuda") and free < _OFFLOAD_BYTES),
+        attention_slicing=memory_switch("DEPICT_SLICING", low),
+        vae_tiling=memory_switch("DEPICT_VAE_TILING", low),
+        cpu_offload=memory_switch("DEPICT_CPU_OFFLOAD", device.startswith("cuda") and free < _OFFLOAD_BYTES),
         dtype_chosen=bool(chosen),
     )
+
+
+def empty_device_cache() -> None:
+    """Return freed memory: Python's garbage, then CUDA's cached blocks."""
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 def memory_format(component: str, channels_last: Collection[str]) -> torch.memory_format:

@@ -30,7 +30,7 @@ from .pipelines import LoadedPreset, PipelineCache
 from .presets import DEFAULT_PRESET, Preset, preset_from_folder, presets, sharing
 from .result import Result
 from .settings import adapters_dir
-from .styles import style_presets
+from .style_presets import style_presets
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,6 @@ or is a single diffusers text-to-image folder.
 from __future__ import annotations
 
 import json
-import os
 import socket
 import time
 from dataclasses import dataclass, replace
@@ -18,6 +17,7 @@ from urllib.parse import urlparse
 from huggingface_hub import try_to_load_from_cache
 
 from .errors import PresetUnavailable
+from .settings import hub_endpoint, hub_offline
 
 BUNDLED_DIR = Path(__file__).parent / "bundled"
 BUNDLED_FAST_DIR = BUNDLED_DIR / "fast"
@@ -112,9 +112,9 @@ _REACHABLE: dict[tuple[str, int], tuple[float, bool]] = {}
 def hub_reachable(timeout: float = 2.0, cache_seconds: float = 60.0) -> bool:
     """Whether the hub (`HF_ENDPOINT`: its host and port) answers a TCP connection (remembered for a minute); False
     when HF_HUB_OFFLINE is set."""
-    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
+    if hub_offline():
         return False
-    endpoint = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
+    endpoint = urlparse(hub_endpoint())
     host = endpoint.hostname or "huggingface.co"
     address = (host, endpoint.port or (80 if endpoint.scheme == "http" else 443))
     checked_at, reachable = _REACHABLE.get(address, (0.0, False))

@@ -44,7 +44,7 @@ def adapters_dir() -> Path:
 def outputs_dir() -> Path | None:
     """Where the app keeps every image it makes (env `DEPICT_OUTPUTS`, default `./outputs`); None when it keeps none:
     `DEPICT_OUTPUTS=off`, or unset on Hugging Face Spaces."""
-    value = os.environ.get("DEPICT_OUTPUTS") or ("off" if os.environ.get("SPACE_ID") else "outputs")
+    value = os.environ.get("DEPICT_OUTPUTS") or ("off" if on_spaces() else "outputs")
     return None if value.lower() == "off" else Path(value)
 
 
@@ -89,6 +89,56 @@ def compile_cache_dir() -> Path:
     """Where compiled kernels and graphs are kept across starts (env `DEPICT_COMPILE_CACHE`, default
     `./compile_cache`, git-ignored)."""
     return Path(os.environ.get("DEPICT_COMPILE_CACHE", "compile_cache"))
+
+
+def device_choice() -> str | None:
+    """`DEPICT_DEVICE` (`cpu`, `cuda`, `cuda:1`); None: CUDA when present, else the CPU."""
+    return os.environ.get("DEPICT_DEVICE") or None
+
+
+def dtype_choice() -> str | None:
+    """`DEPICT_DTYPE` (`float32`, `bfloat16`, `float16`); None: the speed policy decides per model."""
+    return os.environ.get("DEPICT_DTYPE") or None
+
+
+def memory_switch(name: str, automatic: bool) -> bool:
+    """A memory option (`DEPICT_SLICING`, `DEPICT_VAE_TILING`, `DEPICT_CPU_OFFLOAD`): auto (`automatic`, chosen from
+    free memory), or on/off (`1`/`true`/`yes`/`on` read as on)."""
+    value = os.environ.get(name, "auto").lower()
+    return automatic if value == "auto" else value in ("1", "true", "yes", "on")
+
+
+def hub_offline() -> bool:
+    """`HF_HUB_OFFLINE` set: never ask the hub."""
+    return os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
+
+
+def hub_endpoint() -> str:
+    """The hub's address (`HF_ENDPOINT`, as huggingface_hub reads it)."""
+    return os.environ.get("HF_ENDPOINT", "https://huggingface.co")
+
+
+def on_spaces() -> bool:
+    """Running on Hugging Face Spaces (`SPACE_ID` set)."""
+    return bool(os.environ.get("SPACE_ID"))
+
+
+def queue_size() -> int:
+    """Requests the app's queue holds before it turns new ones away (`DEPICT_QUEUE_SIZE`)."""
+    return _env_int("DEPICT_QUEUE_SIZE", 64)
+
+
+def launch_defaults() -> dict:
+    """The app's flags as set by the environment: `DEPICT_HOST`, `DEPICT_PORT` (or `GRADIO_SERVER_PORT`),
+    `DEPICT_SHARE`, `DEPICT_PRESET`, `DEPICT_AUTH` (logins separated by commas)."""
+    env = os.environ.get
+    return {
+        "host": env("DEPICT_HOST") or ("0.0.0.0" if on_spaces() else "127.0.0.1"),
+        "port": int(env("DEPICT_PORT") or env("GRADIO_SERVER_PORT") or 7860),
+        "share": env("DEPICT_SHARE", "") in ("1", "true", "yes"),
+        "preset": env("DEPICT_PRESET") or None,
+        "auth": (env("DEPICT_AUTH") or "").split(","),
+    }
 
 
 LIMITS = Limits()

@@ -33,7 +33,7 @@ def test_env_vars_mirror_the_flags(monkeypatch):
 def test_spaces_configuration(monkeypatch):
     module = reload_app(monkeypatch, SPACE_ID="someone/depict", DEPICT_PRESET="sdxl-turbo")
     args = module.parse_args(["--share"])
-    assert module.ON_SPACES and args.host == "0.0.0.0" and args.share is False and args.preset == "sdxl-turbo"
+    assert module.on_spaces() and args.host == "0.0.0.0" and args.share is False and args.preset == "sdxl-turbo"
     reload_app(monkeypatch)
 
 

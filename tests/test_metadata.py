@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from PIL import Image, PngImagePlugin
 
-from demo.settings import widget_value
+from demo.load_settings import widget_value
 from models.metadata import a1111_text, parse_a1111, read_metadata, save_png
 
 META = {"job": "text_to_image", "prompt": "a small red star at the top on a blue background", "negative_prompt": "blurry",

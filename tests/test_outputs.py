@@ -8,7 +8,7 @@ from datetime import date
 from gradio_client import Client, handle_file
 
 import app
-from demo.settings import read_settings, widget_value
+from demo.load_settings import read_settings, widget_value
 from models.metadata import read_metadata
 from models.outputs import atomic_write, keep, recent
 from models.shapes import render

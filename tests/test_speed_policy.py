@@ -18,7 +18,7 @@ from models.compile_cache import STAMP, guarded_call, prepare
 from models.devices import choose_policy
 from models.graphs import UNET, Positional, graph_of
 from models.metrics import psnr
-from models.pipelines import COMPILING
+from models.loaded_preset import COMPILING
 from tests.test_engine import PROMPT
 from training.diffusion import build_unet
 

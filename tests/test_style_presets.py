@@ -13,7 +13,7 @@ from gradio_client.exceptions import AppError
 
 from models import Engine
 from models.shapes import render
-from models.styles import SHIPPED, read_styles, style_presets
+from models.style_presets import SHIPPED, read_styles, style_presets
 
 PROMPT = "a small red star at the top on a blue background"
 CONTENT = render(PROMPT, seed=3)
@@ -74,7 +74,7 @@ def test_a_malformed_styles_line_is_skipped_and_the_rest_load(tmp_path, monkeypa
     user.write_text('name,prompt,negative_prompt\nMine,"{prompt}, in my style",ugly\nbroken,"a {subject} here",\n'
                     'Watercolor,"{prompt}, my watercolor",\n,"{prompt}, nameless",\ntoo,many,columns,here\n')  # fmt: skip
     monkeypatch.setenv("DEPICT_STYLES", str(user))
-    with caplog.at_level(logging.WARNING, logger="models.styles"):
+    with caplog.at_level(logging.WARNING, logger="models.style_presets"):
         styles = style_presets()
     assert styles["Mine"].apply("a cat") == ("a cat, in my style", "ugly")
     assert styles["Watercolor"].prompt == "{prompt}, my watercolor"  # the user's file wins

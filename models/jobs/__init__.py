@@ -1,5 +1,6 @@
 """One module per job; each takes a frozen params dataclass and returns a `Result`."""
 
+from .base import SamplingParams
 from .describe import Describe, DescribeParams
 from .inpaint import Inpaint, InpaintParams
 from .instruct_edit import InstructEdit, InstructEditParams
@@ -9,5 +10,5 @@ from .text_to_image import TextToImage, TextToImageParams
 
 __all__ = [
     "Describe", "DescribeParams", "Inpaint", "InpaintParams", "InstructEdit", "InstructEditParams",
-    "Regenerate", "RegenerateParams", "StyleTransfer", "StyleTransferParams", "TextToImage", "TextToImageParams",
+    "Regenerate", "RegenerateParams", "SamplingParams", "StyleTransfer", "StyleTransferParams", "TextToImage", "TextToImageParams",
 ]  # fmt: skip

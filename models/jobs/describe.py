@@ -38,10 +38,10 @@ class Describe(Job):
         image = load_image(params.image)
         return Prepared(self.role, {"image": image}, Resolved(0, 0.0, *image.size), adapters={})
 
-    def run(self, params, loaded, prepared, control) -> list[str]:
-        return [loaded.pipeline(self.role).describe(prepared.args["image"], params.detail)]
+    def run(self, params, loaded, prepared, control) -> str:
+        return loaded.pipeline(self.role).describe(prepared.args["image"], params.detail)
 
-    def postprocess(self, params, loaded, prepared, outputs) -> Result:
+    def postprocess(self, params, loaded, prepared, description: str) -> Result:
         meta = {"job": self.name, "preset": loaded.preset.name, "model": loaded.preset.captioner, "detail": params.detail,
-                "description": outputs[0]}  # fmt: skip
+                "description": description}  # fmt: skip
         return Result(images=[], metadata=meta)

@@ -9,8 +9,9 @@ from PIL import Image
 from ..images import load_image, load_mask
 from ..presets import Preset
 from ..result import Result
-from .base import Job, Prepared, SamplingParams, check_range, check_sampling, check_text
-from .image_to_image import img2img_inputs
+from .base import Job, Prepared, SamplingParams
+from .checks import check_range, check_sampling, check_text
+from .pipeline_inputs import img2img_inputs
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -33,14 +34,14 @@ class Inpaint(Job):
     def prepare(self, params: InpaintParams, loaded) -> Prepared:
         image = load_image(params.image)
         mask = load_mask(params.mask, image.size)
-        prepared = img2img_inputs(params, loaded, image, params.prompt, params.strength, role=self.role)
+        prepared = img2img_inputs(params, loaded.preset, image, params.prompt, params.strength, role=self.role)
         working = prepared.args["image"]
         prepared.args.update(mask_image=mask.resize(working.size, Image.Resampling.NEAREST),
                              width=working.width, height=working.height)  # fmt: skip
         return prepared
 
-    def postprocess(self, params, loaded, prepared, images) -> Result:
+    def postprocess(self, params, loaded, prepared, output) -> Result:
         processor = loaded.pipeline(self.role).image_processor
         args = prepared.args
-        kept = [processor.apply_overlay(args["mask_image"], args["image"], image) for image in images]
-        return Result(images=kept, metadata=self.metadata(params, loaded, prepared))
+        kept = [processor.apply_overlay(args["mask_image"], args["image"], image) for image in output.images]
+        return Result(images=kept, metadata=self.metadata(params, loaded, prepared, output))

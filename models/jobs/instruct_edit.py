@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from ..images import load_image
 from ..presets import Preset
 from ..shapes.instructions import edited_caption, parse_instruction
-from .base import Job, Prepared, SamplingParams, check_range, check_sampling, check_text, resolve
-from .image_to_image import working_image
+from .base import Job, Prepared, SamplingParams
+from .checks import check_range, check_sampling, check_text
+from .pipeline_inputs import resolve, working_image
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -43,13 +44,10 @@ class InstructEdit(Job):
         image = working_image(load_image(params.image), loaded.preset)
         resolved = resolve(params, loaded.preset, *image.size)
         image_guidance = params.image_guidance if params.image_guidance is not None else loaded.preset.image_guidance
-        prompt, extras = params.instruction, {}
+        prompt, recorded = params.instruction, {}
         if loaded.preset.shapes_world:
-            extras["description"] = loaded.pipeline("captioner").describe(image)
-            prompt = edited_caption(extras["description"], params.instruction)
+            recorded["description"] = loaded.pipeline("captioner").describe(image)
+            prompt = edited_caption(recorded["description"], params.instruction)
         args = {"prompt": prompt, "negative_prompt": params.negative_prompt or None, "image": image,
                 "image_guidance_scale": image_guidance}  # fmt: skip
-        return Prepared(role=self.role, args=args, resolved=resolved, adapters={}, extras=extras)
-
-    def metadata(self, params, loaded, prepared) -> dict:
-        return {**super().metadata(params, loaded, prepared), "prompt": prepared.args["prompt"], **prepared.extras}
+        return Prepared(role=self.role, args=args, resolved=resolved, adapters={}, metadata={"prompt": prompt, **recorded})

@@ -9,9 +9,9 @@ from ..metrics import psnr, ssim
 from ..presets import Preset
 from ..result import Result
 from ..shapes import agreement, judge
-from .base import Job, Prepared, SamplingParams, check_range, check_sampling, check_text
-from .image_to_image import img2img_inputs
-from .text_to_image import text_to_image_inputs
+from .base import Job, Prepared, SamplingParams
+from .checks import check_range, check_sampling, check_text
+from .pipeline_inputs import img2img_inputs, text_to_image_inputs
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -33,18 +33,19 @@ class Regenerate(Job):
     def prepare(self, params: RegenerateParams, loaded) -> Prepared:
         original = load_image(params.image)
         if params.keep_layout > 0:
-            prepared = img2img_inputs(params, loaded, original, params.description, strength=1.0 - params.keep_layout)
+            prepared = img2img_inputs(params, loaded.preset, original, params.description,
+                                      strength=1.0 - params.keep_layout)  # fmt: skip
         else:
-            prepared = text_to_image_inputs(params, loaded, params.description)
-        prepared.extras["original"] = original
+            prepared = text_to_image_inputs(params, loaded.preset, params.description)
+        prepared.original = original
         return prepared
 
-    def postprocess(self, params, loaded, prepared, images) -> Result:
-        original = prepared.extras["original"]
+    def postprocess(self, params, loaded, prepared, output) -> Result:
+        original, images = prepared.original, output.images
         fidelity = {"psnr": round(psnr(original, images[0]), 2), "ssim": round(ssim(original, images[0]), 4)}
         if loaded.preset.shapes_world:
             kept = agreement(judge(original), judge(images[0]))
             fidelity["attributes_kept"] = kept
             fidelity["all_kept"] = all(kept.values())
-        meta = {**self.metadata(params, loaded, prepared), "fidelity": fidelity}
+        meta = {**self.metadata(params, loaded, prepared, output), "fidelity": fidelity}
         return Result(images=images, metadata=meta)

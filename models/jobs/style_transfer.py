@@ -8,9 +8,10 @@ from dataclasses import dataclass
 from ..images import load_image
 from ..presets import Preset
 from ..settings import LIMITS
-from ..styles import style_presets
-from .base import Job, Prepared, SamplingParams, check_range, check_sampling, check_text, run_pipeline
-from .image_to_image import img2img_inputs
+from ..style_presets import style_presets
+from .base import Job, Prepared, SamplingParams
+from .checks import check_range, check_sampling, check_text
+from .pipeline_inputs import img2img_inputs
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -67,24 +68,12 @@ class StyleTransfer(Job):
         negative = params.negative_prompt
         if template:
             prompt, negative = template.apply(prompt, negative)
-        prepared = img2img_inputs(params, loaded, content, prompt, params.strength, job=self.name)
+        prepared = img2img_inputs(params, loaded.preset, content, prompt, params.strength, job=self.name)
         prepared.args["negative_prompt"] = negative or None
+        prepared.metadata = {"prompt": prompt, **({"negative_prompt": negative} if negative else {})}
         if params.style and template is None:
             prepared.adapters[params.style] = params.style_weight
         if reference is not None:
             prepared.args["ip_adapter_image"] = reference
-            prepared.extras["reference"] = params.style_weight
+            prepared.reference_scale = params.style_weight
         return prepared
-
-    def run(self, params, loaded, prepared, control):
-        if "reference" not in prepared.extras:
-            return super().run(params, loaded, prepared, control)
-        pipeline = loaded.pipeline(prepared.role)
-        with loaded.lock_for(prepared.role), loaded.reference.active(pipeline, prepared.extras["reference"]):
-            return run_pipeline(loaded, prepared, params, control)
-
-    def metadata(self, params, loaded, prepared) -> dict:
-        meta = {**super().metadata(params, loaded, prepared), "prompt": prepared.args["prompt"]}
-        if prepared.args["negative_prompt"]:
-            meta["negative_prompt"] = prepared.args["negative_prompt"]
-        return meta

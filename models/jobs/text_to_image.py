@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..presets import Preset
-from .base import Job, Prepared, SamplingParams, check_sampling, check_size, check_text, resolve
+from .base import Job, Prepared, SamplingParams
+from .checks import check_sampling, check_size, check_text
+from .pipeline_inputs import text_to_image_inputs
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -13,13 +15,6 @@ class TextToImageParams(SamplingParams):
     prompt: str  # what the image shows
     width: int | None = None  # output width in pixels (multiple of 8)
     height: int | None = None  # output height in pixels (multiple of 8)
-
-
-def text_to_image_inputs(params: SamplingParams, loaded, prompt: str, width=None, height=None) -> Prepared:
-    resolved = resolve(params, loaded.preset, width, height)
-    args = {"prompt": prompt, "negative_prompt": params.negative_prompt or None,
-            "width": resolved.width, "height": resolved.height}  # fmt: skip
-    return Prepared(role="text_to_image", args=args, resolved=resolved, adapters=dict(params.adapters))
 
 
 class TextToImage(Job):
@@ -32,4 +27,4 @@ class TextToImage(Job):
         check_size(params.width, params.height)
 
     def prepare(self, params: TextToImageParams, loaded) -> Prepared:
-        return text_to_image_inputs(params, loaded, params.prompt, params.width, params.height)
+        return text_to_image_inputs(params, loaded.preset, params.prompt, params.width, params.height)
