@@ -1,4 +1,4 @@
-"""Charts for the benchmark files, drawn with PIL (no plotting dependency)."""
+"""Charts for result files (the architecture search's and the benchmarks'), drawn with PIL (no plotting dependency)."""
 
 from __future__ import annotations
 
