@@ -8,7 +8,15 @@ from models import Engine
 from models.jobs import RegenerateParams
 from models.settings import LIMITS
 
-from .controls import job_endpoint, job_slot, results_gallery, run_and_show, run_buttons, sampling_controls, wire_stop
+from .controls import (
+    job_endpoint,
+    job_slot,
+    results_gallery,
+    run_and_show,
+    run_buttons,
+    sampling_controls,
+    wire_stop,
+)
 from .examples import example_images
 from .gpu import gpu
 from .load_settings import settings_loader

@@ -14,6 +14,7 @@ their FX graph and AOTAutograd caches live in the same folder (`prepare`, `guard
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import logging
@@ -25,55 +26,83 @@ import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
+import diffusers
 import torch
 
+from .cpu import cpu_has_amx, cpu_has_native_bf16, cpu_has_vnni
 from .graphs import GraphForward, Interface, Positional, signature
-from .settings import compile_cache_dir
+from .settings import compile_cache_bytes, compile_cache_dir
 
 log = logging.getLogger(__name__)
 
-STAMP = "torch_version"
+STAMP = "depict-compile-cache"  # marks a folder this cache made; holds the torch version that wrote it
+LEGACY_STAMP = "torch_version"  # the stamp of caches made before v2, whose whole folder was the cache's
+LIBRARY = "*-" + "?" * 20 + ".so"  # a library's name: its class, then 20 hex digits of its key (`library_path`)
+INDUCTOR = "inductor"  # Inductor's on-disk caches (CUDA's torch.compile, the int8 graph), a subfolder of its own
+OPENVINO = "openvino"  # OpenVINO's IR files and compiled blobs (`models.openvino_runtime`)
 MAX_LIBRARIES = 8  # compiled libraries kept, least recently used removed first (a frozen SD-sized one: ~1.7 GB)
 SAMPLES_PER_TENSOR = 256  # weight values per tensor in a library's digest
 # what a broken cache or a failed compile raises; anything else is the request's own error
 COMPILE_ERRORS = (torch._dynamo.exc.TorchDynamoException, pickle.UnpicklingError, EOFError, OSError, ImportError)
 
 
-def rebuild(folder: Path) -> None:
-    """An empty cache folder stamped with this torch's version."""
-    if folder.is_dir():
+class CacheRefused(RuntimeError):
+    """The compile cache folder is not one this cache may write: compiling is off, the request runs eagerly."""
+
+
+def _written_here(folder: Path) -> list[Path]:
+    """What this cache writes in its folder: libraries, their partial files, Inductor's subfolder, the stamp."""
+    return [*folder.glob(LIBRARY), *folder.glob("*.partial*"), folder / INDUCTOR, folder / OPENVINO, folder / STAMP]
+
+
+def clear(folder: Path) -> None:
+    """Remove what this cache wrote in `folder` (nothing else) and stamp it with this torch's version."""
+    if (folder / LEGACY_STAMP).is_file():  # made whole by an earlier version of this cache
         shutil.rmtree(folder, ignore_errors=True)
-    elif folder.exists():
-        folder.unlink()
+    for path in _written_here(folder):
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / STAMP).write_text(torch.__version__)
 
 
 def prepare() -> Path:
-    """The cache folder (rebuilt when another torch wrote it or it is unreadable), with Inductor's on-disk caches
-    pointed at it."""
+    """The cache folder, made and stamped when new, cleared when another torch wrote it or it is unreadable, with
+    Inductor's on-disk caches pointed at its subfolder. `CacheRefused` for a folder this cache did not make that
+    holds other files, or one that other users may write (a library there would run as this process's code)."""
     folder = compile_cache_dir().resolve()
+    if folder.exists() and not folder.is_dir():
+        raise CacheRefused(f"`DEPICT_COMPILE_CACHE` {folder} is a file, not a folder; compiling is off.")
+    stamp = folder / STAMP
+    if folder.is_dir() and not stamp.is_file() and not (folder / LEGACY_STAMP).is_file() and any(folder.iterdir()):
+        raise CacheRefused(f"`DEPICT_COMPILE_CACHE` {folder} holds files this cache did not write; point it at an "
+                           "empty or new folder (compiling is off until then).")  # fmt: skip
+    if folder.is_dir() and folder.stat().st_mode & 0o022:
+        raise CacheRefused(f"`DEPICT_COMPILE_CACHE` {folder} may be written by other users, and its libraries run as "
+                           "this process's code; make it private (chmod go-w) (compiling is off until then).")  # fmt: skip
     try:
-        fresh = (folder / STAMP).read_text() == torch.__version__
+        fresh = stamp.read_text() == torch.__version__
     except (OSError, UnicodeDecodeError):
         fresh = False
     if not fresh:
-        log.info("compile cache %s: new or stale, rebuilt", folder)
-        rebuild(folder)
-    os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(folder)
+        log.info("compile cache %s: new or stale, cleared", folder)
+        clear(folder)
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(folder / INDUCTOR)
     torch._inductor.config.fx_graph_cache = True
     torch._functorch.config.enable_autograd_cache = True
     return folder
 
 
 def guarded_call(run: Callable, eager: Callable[[], None]):
-    """`run()` through something compiled; on a compile or cache failure the cache is rebuilt and it compiles again,
+    """`run()` through something compiled; on a compile or cache failure the cache is cleared and it compiles again,
     and if that fails too `eager()` switches it to its uncompiled path and it runs so."""
     try:
         return run()
     except COMPILE_ERRORS as error:
-        log.warning("compile failed (%s: %s); rebuilding the compile cache", type(error).__name__, str(error)[:200])
-    rebuild(compile_cache_dir().resolve())
+        log.warning("compile failed (%s: %s); clearing the compile cache", type(error).__name__, str(error)[:200])
+    clear(compile_cache_dir().resolve())
     torch._dynamo.reset()
     try:
         return run()
@@ -96,12 +125,19 @@ def weights_digest(recorded: torch.nn.Module) -> str:
     return digest.hexdigest()
 
 
+def config_of(module: torch.nn.Module) -> dict:
+    """A module's configuration as a dict: diffusers' (a FrozenDict) or transformers' (a PretrainedConfig)."""
+    config = getattr(module, "config", {})
+    return config.to_dict() if hasattr(config, "to_dict") else dict(config)
+
+
 def library_path(recorded: Positional, inputs: tuple) -> Path:
     """Where the compiled library for these inputs lives: its name holds everything the compiled code depends on."""
     module = recorded.module
     facts = {
-        "torch": torch.__version__, "cpu": torch.backends.cpu.get_cpu_capability(), "class": type(module).__name__,
-        "config": dict(getattr(module, "config", {})),
+        "torch": torch.__version__, "diffusers": diffusers.__version__, "cpu": torch.backends.cpu.get_cpu_capability(),
+        "cpu_flags": [cpu_has_native_bf16(), cpu_has_amx(), cpu_has_vnni()], "class": type(module).__name__,
+        "config": config_of(module),
         "interface": [recorded.interface.names, recorded.interface.nested],
         "inputs": [(*key, tuple(t.stride())) for key, t in zip(signature(inputs), inputs, strict=True)],
         "weights": weights_digest(recorded),
@@ -130,10 +166,23 @@ def build(recorded: Positional, inputs: tuple, path: Path) -> None:
         library.unlink(missing_ok=True)
     seconds = time.perf_counter() - started
     log.info("compiled %s at %s in %.1fs", type(recorded.module).__name__, signature(inputs), seconds)
-    libraries = sorted((p for p in path.parent.glob("*.so") if ".partial" not in p.name),
-                       key=lambda p: p.stat().st_mtime, reverse=True)  # fmt: skip
-    for stale in libraries[MAX_LIBRARIES:]:
-        stale.unlink(missing_ok=True)
+    prune(path.parent)
+
+
+def prune(folder: Path) -> None:
+    """Remove the least recently used libraries beyond `MAX_LIBRARIES`, and libraries and OpenVINO models beyond the
+    disk budget (`DEPICT_COMPILE_CACHE_GB`)."""
+    libraries = [[path] for path in folder.glob(LIBRARY) if ".partial" not in path.name]
+    models = [[path, path.with_suffix(".bin")] for path in (folder / OPENVINO).glob(LIBRARY.replace(".so", ".xml"))
+              if ".partial" not in path.name]  # fmt: skip
+    newest_first = sorted(libraries + models, key=lambda files: files[0].stat().st_mtime, reverse=True)
+    used, kept_libraries = 0, 0
+    for files in newest_first:
+        used += sum(path.stat().st_size for path in files if path.exists())
+        kept_libraries += files[0].suffix == ".so"
+        if used > compile_cache_bytes() or kept_libraries > MAX_LIBRARIES:
+            for path in files:
+                path.unlink(missing_ok=True)
 
 
 def load(path: Path) -> Callable:
@@ -147,7 +196,7 @@ def load(path: Path) -> Callable:
 
 def library_for(recorded: Positional, inputs: tuple) -> Callable:
     """The compiled library for these inputs: loaded from the cache folder, else (or when it cannot be read)
-    compiled into it."""
+    compiled into it from a copy of the module."""
     path = library_path(recorded, inputs)
     if path.is_file():
         try:
@@ -156,23 +205,15 @@ def library_for(recorded: Positional, inputs: tuple) -> Callable:
             log.warning("compiled library %s unreadable (%s: %s); compiling again", path.name, type(error).__name__,
                         str(error)[:200])  # fmt: skip
             path.unlink(missing_ok=True)
-    build(recorded, inputs, path)
-    return load(path)
+    build(copy.deepcopy(recorded), inputs, path)  # export swaps the module's weights while it traces: a request
+    return load(path)  # running the module meanwhile must see its own
 
 
 def compile_ahead(module: torch.nn.Module, interface: Interface) -> GraphForward:
-    """Run `module` (on CPU) through frozen AOTInductor libraries, one per input signature (`library_for`, on the
-    first call of a signature); a signature that does not compile runs eagerly."""
+    """Run `module` (on CPU) through frozen AOTInductor libraries, one per input signature (`library_for`, made in
+    the background from the first call of a signature); a signature that does not compile runs eagerly."""
     stand_in = GraphForward(module, interface, "compiled")
     recorded = Positional(module, stand_in.eager, interface).eval()
 
-    def make(inputs: tuple) -> Callable | None:
-        try:
-            return library_for(recorded, tuple(t.contiguous() for t in inputs))
-        except Exception as error:  # whatever stops a compile, the request runs eagerly
-            log.warning("compiling %s failed (%s: %s); it runs eagerly at %s", type(module).__name__,
-                        type(error).__name__, str(error)[:200], signature(inputs))  # fmt: skip
-            return None
-
-    stand_in.make = make
+    stand_in.make = lambda inputs: library_for(recorded, tuple(t.contiguous() for t in inputs))
     return stand_in

@@ -12,7 +12,8 @@ import psutil
 import torch
 
 from .compile_cache import compile_ahead
-from .graphs import trace_pipeline, unet_interface
+from . import openvino_runtime
+from .graphs import stand_in_pipeline, trace, unet_interface
 from .settings import device_choice, dtype_choice, memory_switch
 
 log = logging.getLogger(__name__)
@@ -46,18 +47,6 @@ def free_memory(device: str) -> int:
 def default_dtype(device: str) -> str:
     """fp16 on CUDA; fp32 on CPU (`models.speed` moves large models to bf16 where the CPU has it)."""
     return "float16" if device.startswith("cuda") else "float32"
-
-
-def cpu_has_native_bf16() -> bool:
-    """Whether the CPU has AVX512-BF16 or AMX, so bf16 runs natively. oneDNN's own answer
-    (`torch.ops.mkldnn._is_mkldnn_bf16_supported()`) is True on plain AVX-512 too, where bf16 is emulated and an
-    SD-Turbo UNet step took 11.9 s against 4.0 s in fp32 (STACK_NOTES)."""
-    return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
-
-
-def cpu_has_vnni() -> bool:
-    """Whether the CPU has AVX512-VNNI/AVX-VNNI, the int8 dot products that make int8 UNets pay (STACK_NOTES)."""
-    return bool(torch.cpu._is_vnni_supported())
 
 
 def choose_policy(device: str | None = None, dtype: str | None = None) -> DevicePolicy:
@@ -116,11 +105,12 @@ def pin_execution_device(pipeline, policy: DevicePolicy) -> None:
         pipeline.__class__ = _pinned_class(type(pipeline))
 
 
-def configure_pipeline(pipeline, policy: DevicePolicy, compile_unet: bool = False,
-                       channels_last: Collection[str] = (), traced: tuple[str, ...] = ()) -> str:
+def configure_pipeline(pipeline, policy: DevicePolicy, compile_unet: bool = False, channels_last: Collection[str] = (),
+                       traced: tuple[str, ...] = (), openvino: tuple[str, ...] = ()) -> str:  # fmt: skip
     """Move a pipeline to the policy's device and dtype, set attention and memory options, lay out the components
     named in `channels_last` (`unet`, `vae`) NHWC, compile its UNet when asked (`models.compile_cache`), run the
-    components named in `traced` through traced graphs (`models.graphs`); returns the attention backend."""
+    components named in `traced` through traced graphs (`models.graphs`) and those in `openvino` through OpenVINO
+    (`models.openvino_runtime`); returns the attention backend."""
     if policy.cpu_offload:
         pipeline.enable_model_cpu_offload()
     else:
@@ -142,7 +132,8 @@ def configure_pipeline(pipeline, policy: DevicePolicy, compile_unet: bool = Fals
         compile_ahead(unet, unet_interface(unet))  # a library per input signature, made or loaded on first use
     elif compile_unet and unet is not None:
         unet.compile()  # in place: the module, its weights and its adapters stay shared
-    trace_pipeline(pipeline, traced)
+    stand_in_pipeline(pipeline, traced, trace)
+    stand_in_pipeline(pipeline, openvino, openvino_runtime.install)
     vae = getattr(pipeline, "vae", None)
     if policy.vae_tiling and vae is not None and hasattr(vae, "enable_tiling"):
         vae.enable_tiling()

@@ -12,11 +12,17 @@ active, every stand-in runs eagerly.
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import copy
 import logging
+import os
+import queue
+import threading
 import time
 import warnings
 from collections.abc import Callable
+from concurrent.futures import Future, wait
 from dataclasses import dataclass, replace
 
 import torch
@@ -27,6 +33,84 @@ from transformers.modeling_outputs import BaseModelOutputWithPooling
 log = logging.getLogger(__name__)
 
 MAX_GRAPHS = 8  # traced signatures kept per module, oldest dropped first (each size and batch has its own)
+# graphs are made off the request's path, one at a time (two at once on 2 cores slow each other many times over), by
+# a daemon thread; a process that exits drops the queued builds and lets the running one finish (torch aborts a
+# process that ends inside one)
+_QUEUE: queue.Queue = queue.Queue()
+_BUILDER_LOCK = threading.Lock()
+_BUILDER: list[threading.Thread] = []
+_PENDING: set[Future] = set()
+_PENDING_LOCK = threading.Lock()
+BUILD_NICENESS = 10
+_ACCEPTING = threading.Event()
+_ACCEPTING.set()
+
+
+def _submit(build: Callable, *args) -> Future:
+    """Queue `build(*args)` for the builder thread (started on first use)."""
+    future = Future()
+    with _PENDING_LOCK:
+        _PENDING.add(future)
+    future.add_done_callback(_forget)
+    _QUEUE.put((future, build, args))
+    with _BUILDER_LOCK:
+        if not _BUILDER:
+            _BUILDER.append(threading.Thread(target=_work, name="depict-graph-builder", daemon=True))
+            _BUILDER[0].start()
+    return future
+
+
+def _work() -> None:
+    """The builder thread: niced, so builds (and the compilers they start) yield the CPU to requests."""
+    with contextlib.suppress(OSError, AttributeError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), BUILD_NICENESS)
+    while True:
+        future, build, args = _QUEUE.get()
+        if future.set_running_or_notify_cancel():
+            try:
+                future.set_result(build(*args))
+            except BaseException as error:  # noqa: BLE001 - handed to whoever waits
+                future.set_exception(error)
+
+
+def _forget(future: Future) -> None:
+    with _PENDING_LOCK:
+        _PENDING.discard(future)
+
+
+@contextlib.contextmanager
+def builds_paused():
+    """No build starts inside the `with` (calls of new signatures stay eager): for one-shot commands, which would not
+    live to use a build."""
+    _ACCEPTING.clear()
+    try:
+        yield
+    finally:
+        _ACCEPTING.set()
+
+
+def stop_builds() -> None:
+    """Start no more builds (calls of new signatures stay eager) and drop the queued ones; the running one, if any,
+    finishes. At exit."""
+    _ACCEPTING.clear()
+    with _PENDING_LOCK:
+        pending = set(_PENDING)
+    for future in pending:
+        future.cancel()  # a queued build; the running one goes on
+    if not wait(pending, timeout=1).not_done:
+        return
+    log.info("waiting for a graph being built before exiting")
+    wait(pending)
+
+
+atexit.register(stop_builds)
+
+
+def wait_for_builds(timeout: float | None = None) -> bool:
+    """Wait until every graph being made has been installed (or failed); False if `timeout` seconds passed first."""
+    with _PENDING_LOCK:
+        pending = set(_PENDING)
+    return not wait(pending, timeout=timeout).not_done
 
 
 def unset(value) -> bool:
@@ -65,6 +149,7 @@ UNET = Interface(("sample", "timestep", "encoder_hidden_states"), (("return_dict
                  lambda out, return_dict: UNet2DConditionOutput(sample=out) if return_dict else (out,))  # fmt: skip
 UNET_XL = replace(UNET, nested=(("added_cond_kwargs", ("text_embeds", "time_ids")),))  # SDXL's pooled text and sizes
 AUTOENCODER_HALF = Interface(("sample",), (), lambda out, return_dict: out)  # an AutoencoderKL's encoder or decoder
+TINY_DECODER = Interface(("x",), (), lambda out, return_dict: out)  # an AutoencoderTiny's decoder
 CLIP_TEXT = Interface(("input_ids",), (("return_dict", False),), outputs=2,  # last hidden state, pooled
                       wrap=lambda out, rd: BaseModelOutputWithPooling(*out) if rd else out)  # fmt: skip
 
@@ -86,14 +171,17 @@ class Positional(torch.nn.Module):
 
 class GraphForward:
     """Stands in for `module.forward`. A call whose interface tensors are given and whose other arguments are unset
-    runs the graph for their signature while `enabled` (made by `make` on first sight, if given); every other call
-    runs the module's own forward. `calls` counts graph calls, `kind` names the graphs ("traced", "compiled",
-    "int8")."""
+    runs the graph for their signature while `enabled`; every other call runs the module's own forward. A signature
+    seen for the first time runs the module's forward too while `make` builds its graph in the background (one build
+    at a time, `wait_for_builds`): no request waits for a trace or a compile, and the next call of that signature runs
+    the graph. `calls` counts graph calls, `building` holds the signatures being made, `kind` names the graphs
+    ("traced", "compiled", "int8")."""
 
     def __init__(self, module: torch.nn.Module, interface: Interface, kind: str, graphs: dict | None = None,
                  make: Callable | None = None):  # fmt: skip
         self.eager, self.interface, self.kind, self.make = module.forward, interface, kind, make
         self.graphs: dict[tuple, Callable] = dict(graphs or {})
+        self.building: set[tuple] = set()
         self.enabled, self.calls = True, 0
         module.forward = self
 
@@ -127,11 +215,26 @@ class GraphForward:
 
     def _graph(self, inputs: tuple) -> Callable | None:
         key = signature(inputs)
-        if key not in self.graphs and self.make is not None:
-            if len(self.graphs) >= MAX_GRAPHS:
-                self.graphs.pop(next(iter(self.graphs)))
-            self.graphs[key] = self.make(inputs)
-        return self.graphs.get(key)
+        if key in self.graphs or self.make is None or key in self.building or not _ACCEPTING.is_set():
+            return self.graphs.get(key)
+        self.building.add(key)
+        example = tuple(t.detach().clone() for t in inputs)  # the request goes on with its own tensors
+        _submit(self._build, key, example)
+        return None
+
+    def _build(self, key: tuple, example: tuple) -> None:
+        """Make the graph for `key` (None when it cannot be made: that signature runs eagerly) and install it."""
+        try:
+            with torch.no_grad():
+                graph = self.make(example)
+        except Exception as error:  # whatever stops a trace or a compile, that signature runs eagerly
+            log.warning("making a %s graph of %s failed (%s: %s); it runs eagerly at %s", self.kind,
+                        type(self.eager.__self__).__name__, type(error).__name__, str(error)[:200], key)  # fmt: skip
+            graph = None
+        if len(self.graphs) >= MAX_GRAPHS:
+            self.graphs.pop(next(iter(self.graphs)))
+        self.graphs[key] = graph
+        self.building.discard(key)
 
 
 def trace(module: torch.nn.Module, interface: Interface) -> GraphForward:
@@ -156,19 +259,20 @@ def trace(module: torch.nn.Module, interface: Interface) -> GraphForward:
     return stand_in
 
 
-def trace_pipeline(pipeline, components: tuple[str, ...]) -> None:
-    """Trace the pipeline's UNet (`unet` in `components`), its autoencoder's encoder and decoder (`vae`) and its CLIP
-    text encoder (`text_encoder`; other text encoders run as they are)."""
+def stand_in_pipeline(pipeline, components: tuple[str, ...], install: Callable) -> None:
+    """Put `install(module, interface)` stand-ins (`trace`, or another runtime's) in the pipeline's UNet (`unet` in
+    `components`), its autoencoder's encoder and decoder (`vae`) and its CLIP text encoder (`text_encoder`; other text
+    encoders run as they are)."""
     unet, vae = getattr(pipeline, "unet", None), getattr(pipeline, "vae", None)
     if "unet" in components and unet is not None:
-        trace(unet, unet_interface(unet))
+        install(unet, unet_interface(unet))
     text_encoder = getattr(pipeline, "text_encoder", None)
     if "text_encoder" in components and type(text_encoder) is CLIPTextModel:
-        trace(text_encoder, CLIP_TEXT)
+        install(text_encoder, CLIP_TEXT)
     if "vae" in components and vae is not None:
         for half in (getattr(vae, "encoder", None), getattr(vae, "decoder", None)):
             if half is not None:
-                trace(half, AUTOENCODER_HALF)
+                install(half, AUTOENCODER_HALF)
 
 
 def unet_interface(unet) -> Interface:

@@ -25,13 +25,19 @@ from diffusers import (
 )
 from PIL import Image
 
-from . import compile_cache, hub, quantize
+from . import compile_cache, hub, openvino_runtime, quantize
 from .adapters import AdapterCatalog, AdapterState
 from .captioner import Captioner
 from .control import JobControl
-from .devices import DevicePolicy, configure_pipeline, empty_device_cache, memory_format, pin_execution_device
+from .devices import (
+    DevicePolicy,
+    configure_pipeline,
+    empty_device_cache,
+    memory_format,
+    pin_execution_device,
+)
 from .errors import JobCancelled, OutOfMemory, PresetUnavailable
-from .graphs import graph_of, stand_ins
+from .graphs import TINY_DECODER, graph_of, stand_ins
 from .loading import PIPELINE_LOAD_OPTIONS, load_pretrained
 from .presets import Preset
 from .prompt_cache import PromptCache
@@ -46,6 +52,8 @@ ROLES = ("text_to_image", "image_to_image", "inpaint", "instruct_edit", "caption
 SPEED_ADAPTER = "speed"
 COMPILING = ("Compiling the model for this image size: the first image on this machine waits for it, "
              "later starts read what it compiled.")  # fmt: skip
+BUILDING = ("A faster path for this image size is being prepared in the background; this image ran without it, "
+            "later ones use it when it is ready.")  # fmt: skip
 
 
 @dataclass
@@ -88,11 +96,15 @@ class LoadedPreset:
         )  # fmt: skip
         self.speed = decide(self.base, preset, replace(policy, dtype_chosen=True) if shared else policy)
         self.policy = policy = replace(policy, dtype=self.speed.torch_dtype)
-        if self.speed.compile:
-            compile_cache.prepare()
+        if self.speed.compile or self.speed.openvino:
+            try:
+                compile_cache.prepare()
+            except compile_cache.CacheRefused as error:  # costs speed, never a request
+                log.warning("%s", error)
+                self.speed = replace(self.speed, compile=False, openvino=(), reasons=(*self.speed.reasons, str(error)))
         int8 = self.speed.quantize == "int8"
         self.attention = configure_pipeline(self.base, policy, self.speed.compile and not int8,  # int8: its own graph
-                                            self.speed.channels_last, self.speed.traced)
+                                            self.speed.channels_last, self.speed.traced, self.speed.openvino)
         self.scheduler_configs = {"text_to_image": dict(self.base.scheduler.config)}
         folders = [Path(preset.adapters_dir)] if preset.adapters_dir else []
         self.catalog = AdapterCatalog([*folders, adapters_dir()] if preset.offers_adapters() else [])
@@ -167,7 +179,8 @@ class LoadedPreset:
             dtype=self.policy.dtype, variant=hub.variant(preset.instruct_edit, self.policy.dtype), **shared,
             **PIPELINE_LOAD_OPTIONS,
         )  # fmt: skip
-        configure_pipeline(pipeline, self.policy, self.speed.compile, self.speed.channels_last, self.speed.traced)
+        configure_pipeline(pipeline, self.policy, self.speed.compile, self.speed.channels_last, self.speed.traced,
+                           self.speed.openvino)  # fmt: skip
         return pipeline
 
     def tiny_vae(self) -> AutoencoderTiny | None:
@@ -183,7 +196,10 @@ class LoadedPreset:
                     log.warning("fast decode off for %s: %s", self.preset.name, error)
                     return None
                 layout = memory_format("vae", self.speed.channels_last)
-                self._tiny_vae = vae.to(self.policy.device, memory_format=layout).eval()
+                vae = vae.to(self.policy.device, memory_format=layout).eval()
+                if "vae_tiny" in self.speed.openvino:
+                    openvino_runtime.install(vae.decoder, TINY_DECODER)
+                self._tiny_vae = vae
         return self._tiny_vae
 
     def scheduler(self, role: str, name: str | None):
@@ -241,6 +257,8 @@ class LoadedPreset:
             if control.cancel.is_set():
                 raise JobCancelled("The job was cancelled.")
             ran_graph = unet_graph is not None and unet_graph.calls > unet_calls
+            if any(graph.building for graph in stand_ins(pipeline)):
+                control.report(BUILDING)
             images = output.images if decoder is None else self._decode(pipeline, decoder, output.images)
         metadata = {
             "model": self.preset.sources()["instruct_edit" if role == "instruct_edit" else "text_to_image"],
@@ -266,13 +284,12 @@ class LoadedPreset:
         return pipeline.image_processor.postprocess(decoded.float(), output_type="pil")
 
     def _first_call(self, pipeline, shape: tuple, control: JobControl, run) -> tuple[object, float | None]:
-        """`run()` and, when the pipeline's compiled UNet has not yet run at this shape, the seconds it waited
-        (compiling, or loading the compiled library, and the run); says so to `control` first and survives a broken
-        `torch.compile` cache (`compile_cache.guarded_call`)."""
+        """`run()` and, when the pipeline's UNet is under `torch.compile` (on CUDA) and has not yet run at this shape,
+        the seconds it waited (compiling, or reading Inductor's caches, and the run); says so to `control` first and
+        survives a broken cache (`compile_cache.guarded_call`). On CPU nothing is compiled on a request's path: the
+        graph stand-ins build their graphs in the background (`models.graphs`)."""
         unet = getattr(pipeline, "unet", None)
-        graph = graph_of(unet) if unet is not None else None
-        packaged = graph is not None and graph.kind == "compiled" and graph.enabled
-        if not (packaged or getattr(unet, "_compiled_call_impl", None)) or (id(unet), shape) in self._warm:
+        if not getattr(unet, "_compiled_call_impl", None) or (id(unet), shape) in self._warm:
             return run(), None
         control.report(COMPILING)
         started = time.perf_counter()

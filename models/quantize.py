@@ -12,6 +12,7 @@ import importlib.util
 import logging
 
 import torch
+
 from . import compile_cache
 from .graphs import UNET, GraphForward, Positional, signature
 

@@ -85,10 +85,22 @@ def quantize_mode() -> str:
     return _env_mode("DEPICT_QUANTIZE", ("auto", "int8", "off"))
 
 
+def runtime_mode() -> str:
+    """`DEPICT_RUNTIME`: auto (OpenVINO for large models on CPU, torch elsewhere), openvino (for every model on CPU) or
+    torch (never OpenVINO)."""
+    return _env_mode("DEPICT_RUNTIME", ("auto", "openvino", "torch"))
+
+
 def compile_cache_dir() -> Path:
     """Where compiled kernels and graphs are kept across starts (env `DEPICT_COMPILE_CACHE`, default
     `./compile_cache`, git-ignored)."""
     return Path(os.environ.get("DEPICT_COMPILE_CACHE", "compile_cache"))
+
+
+def compile_cache_bytes() -> int:
+    """The compile cache's disk budget (env `DEPICT_COMPILE_CACHE_GB`, default 8): least recently used libraries beyond
+    it are removed."""
+    return int(_env_float("DEPICT_COMPILE_CACHE_GB", 8.0) * 2**30)
 
 
 def device_choice() -> str | None:

@@ -17,9 +17,10 @@ from dataclasses import asdict, dataclass
 import torch
 
 from . import hub, quantize
-from .devices import DevicePolicy, cpu_has_native_bf16, cpu_has_vnni
+from .cpu import cpu_has_native_bf16, cpu_has_vnni
+from .devices import DevicePolicy
 from .presets import Preset, is_available
-from .settings import compile_mode, large_unet_parameters, quantize_mode
+from .settings import compile_mode, large_unet_parameters, quantize_mode, runtime_mode
 
 # (latent channels, scaling factor, SDXL pipeline) -> latent family; TAESD decodes SD 1.x/2.x latents, TAESDXL SDXL's
 _FAMILIES = {(4, 0.18215, False): "sd", (4, 0.13025, True): "sdxl"}
@@ -37,6 +38,8 @@ class SpeedPolicy:
     dtype: str
     channels_last: tuple[str, ...]  # components laid out NHWC: `unet`, `vae` (its tiny companion too)
     compile: bool
+    openvino: tuple[str, ...]  # components run by OpenVINO (`models.openvino_runtime`): `unet`, `vae`, `text_encoder`,
+    # `vae_tiny`
     traced: tuple[str, ...]  # components run as TorchScript graphs (`models.graphs`): `unet`, `vae`, `text_encoder`
     quantize: str  # "int8" or "off"
     tiny_decoder: str | None  # folder or hub id of the AutoencoderTiny companion
@@ -48,7 +51,7 @@ class SpeedPolicy:
 
     def as_metadata(self) -> dict:
         return {**asdict(self), "reasons": list(self.reasons), "channels_last": list(self.channels_last),
-                "traced": list(self.traced)}
+                "traced": list(self.traced), "openvino": list(self.openvino)}
 
 
 def parameters(module) -> int:
@@ -99,6 +102,15 @@ def traced_components(device: str, large: bool, mode: str, graphs_of_its_own: bo
     return ("unet", "vae", "text_encoder")
 
 
+def openvino_components(device: str, large: bool, mode: str, runtime: str) -> tuple[str, ...]:
+    """The components OpenVINO runs: a large model's UNet, autoencoder halves, CLIP text encoder and tiny decoder on
+    CPU (`DEPICT_RUNTIME=auto`; `openvino`: small models too), where it measured faster than torch (docs/speed-policy.md).
+    Not with `DEPICT_COMPILE=off`, which turns every captured graph off."""
+    if device != "cpu" or mode == "off" or runtime == "torch" or not (large or runtime == "openvino"):
+        return ()
+    return ("unet", "vae", "text_encoder", "vae_tiny")
+
+
 def decide(pipeline, preset: Preset, policy: DevicePolicy) -> SpeedPolicy:
     """The policy for `pipeline` (as loaded, before any cast) on `policy`'s device."""
     unet = getattr(pipeline, "unet", None)
@@ -108,11 +120,13 @@ def decide(pipeline, preset: Preset, policy: DevicePolicy) -> SpeedPolicy:
     threshold = f"{'at or over' if large else 'under'} {large_unet_parameters() / 1e6:.0f}M"
     reasons = [f"UNet {count / 1e6:.1f}M parameters ({threshold})"]
     mode = compile_mode()
-    compiled = unet is not None and mode != "off" and not policy.cpu_offload and (mode == "on" or large)
     quantizing = quantize_mode()
     plain = unet is not None and not (unet.config.get("addition_embed_type") or unet.config.get("time_cond_proj_dim"))
     int8 = (policy.device == "cpu" and policy.dtype == torch.float32 and plain and quantizing != "off"
             and quantize.available() and quantizing == "int8")  # fmt: skip
+    has_unet = unet is not None and not int8  # an int8 UNet runs its own graph
+    openvino = openvino_components(policy.device, large, mode, runtime_mode()) if has_unet else ()
+    compiled = unet is not None and mode != "off" and not policy.cpu_offload and (mode == "on" or large) and not openvino
     # `auto` stays float until int8 is measured faster at SD size with its compile paid once: Inductor cannot cache
     # the frozen int8 graph, so today every start would recompile it for minutes
     reasons.append(f"int8 {'on' if int8 else 'off'} (DEPICT_QUANTIZE={quantizing}; VNNI {'yes' if vnni else 'no'}; "
@@ -129,13 +143,15 @@ def decide(pipeline, preset: Preset, policy: DevicePolicy) -> SpeedPolicy:
     elif policy.device == "cpu":
         reasons.append("fp32: " + ("small UNet" if native_bf16 else "no native bf16 on this CPU"))
     reasons.append(f"compile {'on' if compiled else 'off'} (DEPICT_COMPILE={mode})")
-    traced = traced_components(policy.device, large, mode, compiled or int8) if unet is not None else ()
+    if openvino:
+        reasons.append(f"OpenVINO for the UNet, autoencoder, text encoder and tiny decoder (DEPICT_RUNTIME={runtime_mode()})")
+    traced = traced_components(policy.device, large, mode, compiled or int8 or bool(openvino)) if unet is not None else ()
     if traced:
         reasons.append("traced UNet, autoencoder and text encoder: a small model on CPU, mostly Python overhead")
     family = latent_family(pipeline)
     return SpeedPolicy(
         unet_parameters=count, family=family, device=policy.device, cpu_bf16=native_bf16, cpu_vnni=vnni,
         dtype=str(dtype).removeprefix("torch."), channels_last=nhwc_components(policy.device, dtype, large),
-        compile=compiled, traced=traced, quantize="int8" if int8 else "off", tiny_decoder=tiny_companion(preset, family),
+        compile=compiled, openvino=openvino, traced=traced, quantize="int8" if int8 else "off", tiny_decoder=tiny_companion(preset, family),
         reasons=tuple(reasons),
     )  # fmt: skip

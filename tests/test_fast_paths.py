@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from models import Engine
-from models.devices import cpu_has_native_bf16
+from models.cpu import cpu_has_native_bf16
 from tests.test_engine import PROMPT, pixels
 
 

@@ -5,6 +5,8 @@ tests/test_speed_policy.py)."""
 from __future__ import annotations
 
 import copy
+import logging
+import threading
 from types import SimpleNamespace
 
 import numpy as np
@@ -33,6 +35,15 @@ def inputs(batch: int = 1, size: int = 8) -> tuple:
     return torch.randn(batch, 4, size, size), torch.tensor(999), torch.randn(batch, 5, TEXT_WIDTH)
 
 
+def built(stand_in: graphs.GraphForward, run):
+    """`run()` twice: the first sight of a signature runs the module itself while its graph is built in the
+    background (no graph call), the call after the build runs the graph."""
+    calls = stand_in.calls
+    first = run()
+    assert stand_in.calls == calls and graphs.wait_for_builds(timeout=120)
+    return first, run()
+
+
 @pytest.mark.parametrize(
     "call, traced",
     [
@@ -48,12 +59,40 @@ def test_plain_calls_run_the_graph_and_others_the_module(unet, call, traced):
     sample, timestep, text = inputs()
     expected = unet(sample, timestep, text).sample
     stand_in = graphs.trace(unet, graphs.UNET)
-    out = call(unet, sample, timestep, text)
-    out = out.sample if hasattr(out, "sample") else out
+    first, out = built(stand_in, lambda: call(unet, sample, timestep, text))
+    first, out = (o.sample if hasattr(o, "sample") else o for o in (first, out))
     assert stand_in.calls == int(traced) and len(stand_in.graphs) == int(traced)
-    assert torch.equal(out, expected)
+    assert torch.equal(first, expected) and torch.equal(out, expected)
     stand_in.enabled = False  # what a request with LoRA adapters sets
     assert torch.equal(unet(sample, timestep, text).sample, expected) and stand_in.calls == int(traced)
+
+
+@torch.no_grad()
+def test_a_call_never_waits_for_a_graph_being_built(unet):
+    """While a signature's graph is being made, every call of it runs the module itself; the next call after the
+    build runs the graph."""
+    stand_in = graphs.trace(unet, graphs.UNET)
+    trace, release = stand_in.make, threading.Event()
+    stand_in.make = lambda example: release.wait(120) and trace(example)
+    tensors = inputs()
+    expected = stand_in.eager(*tensors).sample
+    for _ in range(3):  # the build is held back: these calls would hang if they waited for it
+        assert torch.equal(unet(*tensors).sample, expected)
+    assert stand_in.calls == 0 and stand_in.building == {graphs.signature(tensors)}
+    release.set()
+    assert graphs.wait_for_builds(timeout=120) and not stand_in.building
+    assert torch.equal(unet(*tensors).sample, expected) and stand_in.calls == 1
+
+
+@torch.no_grad()
+def test_a_graph_that_cannot_be_made_leaves_its_signature_eager(unet, caplog):
+    stand_in = graphs.trace(unet, graphs.UNET)
+    stand_in.make = lambda example: 1 / 0
+    tensors = inputs()
+    with caplog.at_level(logging.WARNING, logger="models.graphs"):
+        first, later = built(stand_in, lambda: unet(*tensors).sample)
+    assert torch.equal(first, later) and stand_in.calls == 0 and stand_in.graphs == {graphs.signature(tensors): None}
+    assert "runs eagerly" in caplog.text and not stand_in.building
 
 
 @torch.no_grad()
@@ -66,9 +105,9 @@ def test_a_traced_clip_text_encoder_returns_what_its_callers_read():
     ids = tokenizer(["a small red star"], padding="max_length", max_length=tokenizer.model_max_length,
                     return_tensors="pt").input_ids  # fmt: skip
     expected, expected_hidden = encoder(ids), encoder(ids, output_hidden_states=True).hidden_states
-    graphs.trace_pipeline(SimpleNamespace(text_encoder=encoder), ("text_encoder",))
+    graphs.stand_in_pipeline(SimpleNamespace(text_encoder=encoder), ("text_encoder",), graphs.trace)
     stand_in = graphs.graph_of(encoder)
-    out = encoder(ids)
+    _, out = built(stand_in, lambda: encoder(ids))
     assert stand_in.calls == 1 and torch.equal(out[0], expected[0])
     assert torch.equal(out.last_hidden_state, expected.last_hidden_state)
     assert torch.equal(out.pooler_output, expected.pooler_output)
@@ -86,7 +125,8 @@ def test_an_sdxl_unet_runs_its_graph_with_pooled_text_and_sizes():
     conditions = {"text_embeds": torch.randn(1, HUB_WIDTH), "time_ids": torch.randn(1, 6)}
     expected = sdxl(sample, timestep, text, added_cond_kwargs=conditions).sample
     stand_in = graphs.trace(sdxl, graphs.unet_interface(sdxl))
-    out = sdxl(sample, timestep, encoder_hidden_states=text, added_cond_kwargs=conditions, return_dict=False)[0]
+    _, out = built(stand_in, lambda: sdxl(sample, timestep, encoder_hidden_states=text, added_cond_kwargs=conditions,
+                                          return_dict=False)[0])  # fmt: skip
     assert stand_in.calls == 1 and torch.equal(out, expected)
     scaled = sdxl(sample, timestep, text, added_cond_kwargs=conditions, cross_attention_kwargs={"scale": 1.0}).sample
     assert stand_in.calls == 1 and torch.equal(scaled, expected)  # asks for something: the module itself
@@ -99,7 +139,8 @@ def test_one_graph_per_input_signature_the_oldest_dropped(unet):
     shapes = [(batch, size) for size in (8, 16) for batch in range(1, 6)][: graphs.MAX_GRAPHS + 1]
     for batch, size in shapes:
         tensors = inputs(batch, size)
-        assert torch.equal(unet(*tensors).sample, stand_in.eager(*tensors).sample)
+        for out in built(stand_in, lambda: unet(*tensors).sample):
+            assert torch.equal(out, stand_in.eager(*tensors).sample)
     assert stand_in.calls == len(shapes) and len(stand_in.graphs) == graphs.MAX_GRAPHS
     assert graphs.signature(inputs(*shapes[0])) not in stand_in.graphs
 
@@ -134,6 +175,8 @@ JOBS = {  # every job of the bundled family, on the student where it offers it
 
 @pytest.mark.parametrize("job", JOBS)
 def test_traced_bundled_jobs_draw_the_eager_pixels(job, traced_bundled, eager_bundled):
+    JOBS[job](traced_bundled)  # its shapes' graphs are built in the background from this first call
+    assert graphs.wait_for_builds(timeout=120)
     traced = JOBS[job](traced_bundled)
     eager = JOBS[job](eager_bundled)
     assert traced.metadata["speed_policy"]["traced"] == ["unet", "vae", "text_encoder"]
@@ -148,7 +191,7 @@ def test_a_copied_module_runs_its_own_weights(unet):
     """The adapters' decoder is a deep copy of the autoencoder: its LoRA must act, not the original's graph."""
     stand_in = graphs.trace(unet, graphs.UNET)
     tensors = inputs()
-    original = unet(*tensors).sample
+    _, original = built(stand_in, lambda: unet(*tensors).sample)
     copied = copy.deepcopy(unet)
     assert graphs.graph_of(copied) is None and stand_in.calls == 1
     copied.conv_out.bias.add_(1.0)
@@ -159,6 +202,5 @@ def test_a_copied_module_runs_its_own_weights(unet):
 @torch.no_grad()
 def test_macs_of_a_traced_unet_are_its_modules_own(unet):
     eager_macs = unet_macs(unet)
-    graphs.trace(unet, graphs.UNET)
-    unet(*inputs())  # a graph made and run
+    built(graphs.trace(unet, graphs.UNET), lambda: unet(*inputs()))  # a graph made and run
     assert unet_macs(unet) == eager_macs > 0

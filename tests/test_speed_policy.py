@@ -5,20 +5,22 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import shutil
 
+import openvino
 import pytest
 import torch
 from diffusers import AutoencoderTiny
 from huggingface_hub import constants
 
 from bench.hub_snapshot import snapshot
-from models import Engine, JobControl, compile_cache, speed
-from models.compile_cache import STAMP, guarded_call, prepare
+from models import Engine, JobControl, compile_cache, graphs, speed
+from models.compile_cache import INDUCTOR, LEGACY_STAMP, STAMP, CacheRefused, guarded_call, prepare
 from models.devices import choose_policy
 from models.graphs import UNET, Positional, graph_of
+from models.loaded_preset import BUILDING
 from models.metrics import psnr
-from models.loaded_preset import COMPILING
 from tests.test_engine import PROMPT
 from training.diffusion import build_unet
 
@@ -27,32 +29,41 @@ BOTH = ("unet", "vae")
 TRACED = ("unet", "vae", "text_encoder")
 
 
+OPENVINO = ("unet", "vae", "text_encoder", "vae_tiny")
+
+
 @pytest.mark.parametrize(
-    "threshold, native_bf16, compile_env, dtype, expected",
-    [  # threshold, CPU has native bf16, DEPICT_COMPILE, asked dtype -> (dtype, channels_last, compile, traced)
-        (None, True, "auto", None, ("float32", BOTH, False, TRACED)),  # small: fp32, NHWC (oneDNN beats small NCHW), traced
-        (LARGE, True, "auto", None, ("bfloat16", BOTH, True, ())),  # large on a bf16 CPU: bf16, NHWC, compiled
-        (LARGE, False, "auto", None, ("float32", ("vae",), True, ())),  # large, bf16 emulated: fp32 NCHW UNet, compiled
-        (LARGE, True, "off", None, ("bfloat16", BOTH, False, ())),  # compile off means off
-        (None, True, "off", None, ("float32", BOTH, False, ())),  # ... tracing too
-        (None, True, "on", None, ("float32", BOTH, True, ())),  # compile asked for a small one: Inductor, not traced
-        (LARGE, True, "auto", "float32", ("float32", ("vae",), True, ())),  # an asked dtype is kept
+    "threshold, native_bf16, compile_env, runtime_env, dtype, expected",
+    [  # threshold, CPU has native bf16, DEPICT_COMPILE, DEPICT_RUNTIME, asked dtype
+       # -> (dtype, channels_last, compile, openvino, traced)
+        (None, True, "auto", "auto", None, ("float32", BOTH, False, (), TRACED)),  # small: fp32, NHWC, traced
+        (LARGE, True, "auto", "auto", None, ("bfloat16", BOTH, False, OPENVINO, ())),  # large on CPU: OpenVINO
+        (LARGE, False, "auto", "auto", None, ("float32", ("vae",), False, OPENVINO, ())),  # bf16 emulated: fp32 eager
+        (LARGE, True, "auto", "torch", None, ("bfloat16", BOTH, True, (), ())),  # torch only: bf16 NHWC, compiled
+        (LARGE, False, "auto", "torch", None, ("float32", ("vae",), True, (), ())),  # fp32 NCHW UNet, compiled
+        (LARGE, True, "off", "auto", None, ("bfloat16", BOTH, False, (), ())),  # compile off means off, OpenVINO too
+        (None, True, "off", "auto", None, ("float32", BOTH, False, (), ())),  # ... tracing too
+        (None, True, "on", "auto", None, ("float32", BOTH, True, (), ())),  # compile asked for a small one: not traced
+        (None, True, "auto", "openvino", None, ("float32", BOTH, False, OPENVINO, ())),  # OpenVINO asked for
+        (LARGE, True, "auto", "torch", "float32", ("float32", ("vae",), True, (), ())),  # an asked dtype is kept
     ],
 )  # fmt: skip
-def test_policy_from_the_model_size_and_the_cpu(engine, monkeypatch, threshold, native_bf16, compile_env, dtype,
-                                                expected):  # fmt: skip
+def test_policy_from_the_model_size_and_the_cpu(engine, monkeypatch, threshold, native_bf16, compile_env, runtime_env,
+                                                dtype, expected):  # fmt: skip
     loaded = engine.load()  # loaded with the default settings, then decided again under each case's
     if threshold:
         monkeypatch.setenv("DEPICT_LARGE_UNET", str(threshold))
     monkeypatch.setenv("DEPICT_COMPILE", compile_env)
+    monkeypatch.setenv("DEPICT_RUNTIME", runtime_env)
     monkeypatch.setenv("DEPICT_QUANTIZE", "off")  # int8 has its own table below
     monkeypatch.setattr(speed, "cpu_has_native_bf16", lambda: native_bf16)
     chosen = speed.decide(loaded.base, loaded.preset, choose_policy("cpu", dtype))
-    assert (chosen.dtype, chosen.channels_last, chosen.compile, chosen.traced) == expected
+    assert (chosen.dtype, chosen.channels_last, chosen.compile, chosen.openvino, chosen.traced) == expected
     assert chosen.quantize == "off" and chosen.tiny_decoder.endswith("vae_tiny")
 
 
 def test_small_models_are_left_alone_and_the_policy_is_in_the_metadata(engine):
+    assert engine.warm()["unet"] == "traced"
     result = engine.text_to_image(PROMPT, seed=1)
     policy = result.metadata["speed_policy"]
     assert (policy["dtype"], policy["compile"], policy["quantize"]) == ("float32", False, "off")
@@ -82,10 +93,11 @@ def taesd_cache(tmp_path, monkeypatch):
     return root
 
 
-def test_a_plain_sd_folder_gets_bf16_compile_and_taesd_over_the_threshold(tiny_preset, tmp_path, monkeypatch,
+def test_a_plain_sd_folder_on_torch_gets_bf16_compile_and_taesd_over_the_threshold(tiny_preset, tmp_path, monkeypatch,
                                                                           taesd_cache):  # fmt: skip
     monkeypatch.setenv("DEPICT_LARGE_UNET", str(LARGE))
     monkeypatch.setenv("DEPICT_COMPILE", "auto")
+    monkeypatch.setenv("DEPICT_RUNTIME", "torch")
     monkeypatch.setenv("DEPICT_QUANTIZE", "off")
     monkeypatch.setenv("DEPICT_COMPILE_CACHE", str(tmp_path / "compile_cache"))
     monkeypatch.setattr(speed, "cpu_has_native_bf16", lambda: True)
@@ -100,6 +112,43 @@ def test_a_plain_sd_folder_gets_bf16_compile_and_taesd_over_the_threshold(tiny_p
     assert (tmp_path / "compile_cache" / STAMP).read_text() == torch.__version__
 
 
+def test_a_plain_sd_folder_runs_on_openvino_built_in_the_background_and_kept(tiny_preset, tmp_path, monkeypatch,
+                                                                            taesd_cache, caplog):  # fmt: skip
+    """Over the threshold on CPU the policy picks OpenVINO: the first image runs on torch while the UNet, autoencoder,
+    text encoder and tiny decoder are converted in the background; later images run on OpenVINO; a later start
+    reads the converted models instead of converting; a conversion that fails leaves torch with a log line."""
+    monkeypatch.setenv("DEPICT_LARGE_UNET", str(LARGE))
+    monkeypatch.setenv("DEPICT_COMPILE_CACHE", str(tmp_path / "compile_cache"))
+    folder = plain_folder(tiny_preset, tmp_path)
+
+    def start(**options):
+        """A new engine: its first image, and its image once the background builds are done."""
+        started = Engine(preset=str(folder))
+        first = started.text_to_image(PROMPT, seed=4, width=64, height=64, **options)
+        assert graphs.wait_for_builds(timeout=600)
+        return first, started.text_to_image(PROMPT, seed=4, width=64, height=64)
+
+    messages = []
+    first, converted = start(control=JobControl(on_message=messages.append))
+    assert first.metadata["speed_policy"]["openvino"] == list(OPENVINO) and not first.metadata["speed_policy"]["compile"]
+    assert messages == [BUILDING] and first.metadata["unet"] == "float" and first.metadata["decoder"] == "tiny"
+    assert converted.metadata["unet"] == "openvino" and psnr(converted.images[0], first.images[0]) > 30
+    models = sorted(path.name.split("-")[0] for path in (tmp_path / "compile_cache" / "openvino").glob("*.xml"))
+    assert models == ["CLIPTextModel", "DecoderTiny", "UNet2DConditionModel"], models  # what a text-to-image runs
+
+    def no_converting(*args, **kwargs):
+        raise RuntimeError("conversion failed")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(openvino, "convert_model", no_converting)
+        _, later = start()  # a later start reads the converted models
+        assert later.metadata["unet"] == "openvino" and psnr(later.images[0], converted.images[0]) > 45
+        monkeypatch.setenv("DEPICT_COMPILE_CACHE", str(tmp_path / "empty_cache"))
+        _, failed = start()  # nothing converted, and conversion fails: torch, with the reason in the log
+    assert failed.metadata["unet"] == "float" and failed.images[0].tobytes() == first.images[0].tobytes()
+    assert "conversion failed" in caplog.text
+
+
 def test_no_tiny_decoder_for_a_latent_family_without_one(tiny_preset, tmp_path, taesd_cache):
     folder = plain_folder(tiny_preset, tmp_path)
     config = json.loads((folder / "vae" / "config.json").read_text())
@@ -108,14 +157,55 @@ def test_no_tiny_decoder_for_a_latent_family_without_one(tiny_preset, tmp_path, 
     assert (loaded.speed.family, loaded.speed.tiny_decoder, loaded.tiny_vae()) == (None, None, None)
 
 
-def test_a_stale_compile_cache_is_rebuilt(tmp_path, monkeypatch):
+LIBRARY_NAME = "UNet2DConditionModel-0123456789abcdef0123.so"
+
+
+@pytest.mark.parametrize("stamp", [STAMP, LEGACY_STAMP])
+def test_a_stale_compile_cache_loses_only_what_it_wrote(tmp_path, monkeypatch, stamp):
     folder = tmp_path / "compile_cache"
-    folder.mkdir()
-    (folder / STAMP).write_text("1.0.0")  # written by another torch
-    (folder / "fxgraph").write_bytes(b"\x00garbage")
+    (folder / INDUCTOR).mkdir(parents=True)
+    (folder / stamp).write_text("1.0.0")  # written by another torch (an earlier version of the cache: its own stamp)
+    (folder / INDUCTOR / "fxgraph").write_bytes(b"\x00garbage")
+    (folder / LIBRARY_NAME).write_bytes(b"\x00library")
+    (folder / "notes.txt").write_text("the user's")
     monkeypatch.setenv("DEPICT_COMPILE_CACHE", str(folder))
-    assert prepare() == folder.resolve()
-    assert [path.name for path in folder.iterdir()] == [STAMP] and (folder / STAMP).read_text() == torch.__version__
+    assert prepare() == folder.resolve() and (folder / STAMP).read_text() == torch.__version__
+    kept = {STAMP} if stamp == LEGACY_STAMP else {STAMP, "notes.txt"}  # the earlier cache owned its whole folder
+    assert {path.name for path in folder.iterdir()} == kept
+
+
+def test_a_folder_the_cache_did_not_make_is_refused_and_kept(tiny_preset, tmp_path, monkeypatch):
+    """`DEPICT_COMPILE_CACHE` pointed at a folder of other files (`~/.cache`, say), or at one other users may write:
+    compiling is off with the reason in the policy, not a file is touched, and the images still come."""
+    folder = tmp_path / "elsewhere"
+    folder.mkdir()
+    (folder / "photo.png").write_bytes(b"the user's")
+    monkeypatch.setenv("DEPICT_COMPILE_CACHE", str(folder))
+    with pytest.raises(CacheRefused, match="did not write"):
+        prepare()
+    monkeypatch.setenv("DEPICT_COMPILE", "on")
+    result = Engine(preset=str(tiny_preset)).text_to_image(PROMPT, seed=1)
+    assert result.metadata["speed_policy"]["compile"] is False and result.images
+    assert any("did not write" in reason for reason in result.metadata["speed_policy"]["reasons"])
+    assert [path.name for path in folder.iterdir()] == ["photo.png"]
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    monkeypatch.setenv("DEPICT_COMPILE_CACHE", str(shared))
+    with pytest.raises(CacheRefused, match="other users"):
+        prepare()
+
+
+def test_libraries_beyond_the_disk_budget_go_least_recently_used_first(tmp_path, monkeypatch):
+    monkeypatch.setenv("DEPICT_COMPILE_CACHE", str(tmp_path))
+    monkeypatch.setenv("DEPICT_COMPILE_CACHE_GB", str(2.5 * 1024 / 2**30))  # room for two 1 KiB libraries
+    names = [LIBRARY_NAME.replace("0123", f"{index:04d}", 1) for index in range(4)]
+    for age, name in enumerate(names):
+        (tmp_path / name).write_bytes(bytes(1024))
+        os.utime(tmp_path / name, (1000 + age, 1000 + age))
+    (tmp_path / "notes.txt").write_bytes(bytes(4096))  # not the cache's: never counted, never removed
+    compile_cache.prune(tmp_path)
+    assert sorted(path.name for path in tmp_path.iterdir()) == sorted([*names[2:], "notes.txt"])
 
 
 @pytest.mark.parametrize("failures, eager", [(1, False), (2, True)])
@@ -123,7 +213,8 @@ def test_a_failing_compile_rebuilds_the_cache_then_runs_eagerly(tmp_path, monkey
     folder = tmp_path / "compile_cache"
     monkeypatch.setenv("DEPICT_COMPILE_CACHE", str(folder))
     prepare()
-    (folder / "junk").write_text("corrupt")
+    (folder / INDUCTOR).mkdir(exist_ok=True)
+    (folder / INDUCTOR / "junk").write_text("corrupt")
     module = torch.nn.Linear(2, 2)
     module._compiled_call_impl = module._call_impl
     calls = []
@@ -136,7 +227,7 @@ def test_a_failing_compile_rebuilds_the_cache_then_runs_eagerly(tmp_path, monkey
 
     assert guarded_call(run, lambda: setattr(module, "_compiled_call_impl", None)) == "image"
     assert len(calls) == failures + 1
-    assert not (folder / "junk").exists() and (module._compiled_call_impl is None) == eager
+    assert not (folder / INDUCTOR / "junk").exists() and (module._compiled_call_impl is None) == eager
 
 
 @torch.no_grad()
@@ -158,23 +249,28 @@ def test_a_library_is_named_by_the_weights_it_was_frozen_with(tmp_path, monkeypa
     assert compile_cache.library_path(recorded, tensors) != path
 
 
-def test_compile_is_paid_once_and_survives_a_corrupt_library(tiny_preset, engine, tmp_path, monkeypatch):
-    """The first compiled image says it waits for compilation and writes a library; a later start loads it without
-    compiling; a corrupt library is compiled again, not a crash; a compile that fails leaves the request eager."""
+def test_compile_never_holds_a_request_is_paid_once_and_survives_a_corrupt_library(tiny_preset, engine, tmp_path,
+                                                                                  monkeypatch):  # fmt: skip
+    """The first image at a shape runs eagerly and says a faster path is being built; the library compiled in the
+    background runs from then on; a later start loads it without compiling; a corrupt library is compiled again, not
+    a crash; a compile that fails leaves that shape eager."""
     eager = engine.text_to_image(PROMPT, seed=4, fast_decode=False)
     folder = tmp_path / "compile_cache"
     monkeypatch.setenv("DEPICT_COMPILE", "on")
     monkeypatch.setenv("DEPICT_COMPILE_CACHE", str(folder))
+
+    def start(**options):
+        """A new engine (a start): its first image, and the image once its background builds are done."""
+        started = Engine(preset=str(tiny_preset))
+        first = started.text_to_image(PROMPT, seed=4, fast_decode=False, **options)
+        assert graphs.wait_for_builds(timeout=600)
+        return first, started.text_to_image(PROMPT, seed=4, fast_decode=False)
+
     messages = []
-    control = JobControl(on_message=messages.append)
-
-    def image(**options):
-        return Engine(preset=str(tiny_preset)).text_to_image(PROMPT, seed=4, fast_decode=False, **options)
-
-    first = image(control=control)
-    assert messages == [COMPILING] and first.metadata["speed_policy"]["compile"] is True
-    assert first.metadata["unet"] == "compiled" and first.timings["compile_wait"] > 0
-    assert psnr(first.images[0], eager.images[0]) > 40
+    first, compiled = start(control=JobControl(on_message=messages.append))
+    assert messages == [BUILDING] and first.metadata["speed_policy"]["compile"] is True
+    assert first.metadata["unet"] == "float" and first.images[0].tobytes() == eager.images[0].tobytes()
+    assert compiled.metadata["unet"] == "compiled" and psnr(compiled.images[0], eager.images[0]) > 40
     libraries = list(folder.glob("*.so"))
     assert len(libraries) == 1 and not list(folder.glob("*.partial*"))
 
@@ -183,24 +279,22 @@ def test_compile_is_paid_once_and_survives_a_corrupt_library(tiny_preset, engine
 
     with monkeypatch.context() as patch:
         patch.setattr(torch._inductor, "aoti_compile_and_package", no_compiling)
-        later = image()  # a new engine: a later start, reading the library
-    assert later.metadata["unet"] == "compiled" and later.images[0].tobytes() == first.images[0].tobytes()
-    waits = first.timings["compile_wait"], later.timings["compile_wait"]
-    print(f"first start waited {waits[0]:.1f}s, a later start {waits[1]:.1f}s")
+        _, later = start()  # a later start, reading the library
+    assert later.metadata["unet"] == "compiled" and later.images[0].tobytes() == compiled.images[0].tobytes()
 
     # a corrupt library, read from a path this process has not loaded (as a later start would): compiled again
     corrupt = tmp_path / "corrupt_cache"
     shutil.copytree(folder, corrupt)
     (corrupt / libraries[0].name).write_bytes(b"\x00corrupt")
     monkeypatch.setenv("DEPICT_COMPILE_CACHE", str(corrupt))
-    again = image()
-    assert again.metadata["unet"] == "compiled" and again.images[0].tobytes() == first.images[0].tobytes()
+    _, again = start()
+    assert again.metadata["unet"] == "compiled" and again.images[0].tobytes() == compiled.images[0].tobytes()
     assert (corrupt / libraries[0].name).stat().st_size > 1000
 
     monkeypatch.setenv("DEPICT_COMPILE_CACHE", str(tmp_path / "empty_cache"))
     with monkeypatch.context() as patch:
         patch.setattr(torch._inductor, "aoti_compile_and_package", no_compiling)
-        failed = image()  # a compile that fails: eager
+        _, failed = start()  # a compile that fails: that shape stays eager
     assert failed.metadata["unet"] == "float" and failed.images[0].tobytes() == eager.images[0].tobytes()
     assert not list((tmp_path / "empty_cache").glob("*.so"))
 

@@ -1,0 +1,269 @@
+"""A user's first session, timed as they live it: six requests on a plain SD-Turbo-architecture folder (random
+weights) with TAESD in the hub cache, by plain diffusers and by Depict from an empty compile cache (first start) and
+again (second start), each in a fresh process, in one run. JSON lines and a table.
+
+    python -m bench.session [--out bench/results] [--keep DIR]
+
+The requests: text -> image 512x512, again with a new prompt, a batch of 2, 768x512, regenerate keeping the layout
+(img2img, strength 0.5) and inpaint. Plain diffusers is what a user would run instead: the folder's fp32 pipeline,
+full VAE, img2img and inpainting from `from_pipe`. Depict eager (`DEPICT_COMPILE=off`) is the yardstick of "no
+request waits more than twice its eager time". Random weights: the pictures are noise; their cost is the real one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import openvino
+import torch
+from diffusers import (
+    AutoencoderKL,
+    AutoencoderTiny,
+    AutoPipelineForImage2Image,
+    AutoPipelineForInpainting,
+    AutoPipelineForText2Image,
+    StableDiffusionPipeline,
+)
+from PIL import Image
+
+from bench.architectures import build, write_hub_cache_taesd
+from bench.machine import machine_facts
+from models import Engine
+from models.graphs import CLIP_TEXT, UNET, Positional
+
+STEPS = 1  # SD-Turbo
+KEEP_LAYOUT = 0.5
+REQUESTS = (  # name, prompt, width, height, images
+    ("512x512", "a lighthouse on a cliff at dusk", 512, 512, 1),
+    ("512x512, a new prompt", "a bowl of ramen on a wooden table", 512, 512, 1),
+    ("512x512, batch of 2", "a red fox in fresh snow", 512, 512, 2),
+    ("768x512", "a panorama of a mountain lake", 768, 512, 1),
+)
+REGENERATE = "a lighthouse on a cliff at dawn"
+INPAINT = "a full moon"
+
+
+def mask(size: tuple[int, int]) -> Image.Image:
+    """White (repaint) over the upper middle of the picture."""
+    width, height = size
+    region = Image.new("L", size, 0)
+    region.paste(255, (width // 4, 0, 3 * width // 4, height // 2))
+    return region
+
+
+def run_plain(folder: Path) -> list[tuple[str, float]]:
+    """The session through plain diffusers: the folder's pipeline in fp32 with its full VAE."""
+    started = time.perf_counter()
+    base = AutoPipelineForText2Image.from_pretrained(folder, safety_checker=None, requires_safety_checker=False)
+    base.set_progress_bar_config(disable=True)
+    img2img, inpaint = AutoPipelineForImage2Image.from_pipe(base), AutoPipelineForInpainting.from_pipe(base)
+    times = [("load", time.perf_counter() - started)]
+    first = None
+    for name, prompt, width, height, count in REQUESTS:
+        started = time.perf_counter()
+        images = base(prompt, width=width, height=height, num_images_per_prompt=count, num_inference_steps=STEPS,
+                      guidance_scale=0.0).images  # fmt: skip
+        times.append((name, time.perf_counter() - started))
+        first = first or images[0]
+    started = time.perf_counter()  # img2img needs int(steps * strength) >= 1: the steps Depict raises it to
+    img2img(REGENERATE, image=first, strength=1 - KEEP_LAYOUT, num_inference_steps=round(STEPS / (1 - KEEP_LAYOUT)),
+            guidance_scale=0.0)  # fmt: skip
+    times.append(("regenerate, keep layout", time.perf_counter() - started))
+    started = time.perf_counter()
+    inpaint(INPAINT, image=first, mask_image=mask(first.size), width=first.width, height=first.height,
+            num_inference_steps=STEPS, guidance_scale=0.0)  # fmt: skip
+    times.append(("inpaint", time.perf_counter() - started))
+    return times
+
+
+def run_depict(folder: Path) -> list[tuple[str, float]]:
+    """The same session through Depict's engine, as the app calls it."""
+    started = time.perf_counter()
+    engine = Engine(preset=str(folder))
+    engine.load()
+    times = [("load", time.perf_counter() - started)]
+    first = None
+    for name, prompt, width, height, count in REQUESTS:
+        started = time.perf_counter()
+        result = engine.text_to_image(prompt, width=width, height=height, num_images=count, seed=0)
+        times.append((name, time.perf_counter() - started))
+        first = first or result.images[0]
+    started = time.perf_counter()
+    engine.regenerate(first, REGENERATE, keep_layout=KEEP_LAYOUT, seed=0)
+    times.append(("regenerate, keep layout", time.perf_counter() - started))
+    started = time.perf_counter()
+    engine.inpaint(first, mask(first.size), INPAINT, seed=0)
+    times.append(("inpaint", time.perf_counter() - started))
+    return times
+
+
+class OpenVinoAlone:
+    """What a user of the OpenVINO runtime alone runs (FastSD CPU's path): the folder's text encoder, UNet and a decoder
+    converted with `openvino.convert_model` and compiled for the CPU (LATENCY hint; OpenVINO picks the precision),
+    driven by the folder's tokenizer and scheduler: no prompt cache, no policy of Depict's."""
+
+    def __init__(self, folder: Path, decoder: torch.nn.Module, size: tuple[int, int] = (512, 512)):
+        pipeline = StableDiffusionPipeline.from_pretrained(folder, safety_checker=None, requires_safety_checker=False)
+        self.tokenizer, self.scheduler = pipeline.tokenizer, pipeline.scheduler
+        self.scale = pipeline.vae.config.scaling_factor
+        width, height = size
+        self.latent_shape = (1, 4, height // 8, width // 8)
+        core = openvino.Core()
+        started = time.perf_counter()
+        ids = self.tokenizer("a", padding="max_length", max_length=self.tokenizer.model_max_length,
+                             return_tensors="pt").input_ids  # fmt: skip
+        with torch.no_grad():
+            text = pipeline.text_encoder(ids)[0]
+            models = {
+                "text": (Positional(pipeline.text_encoder, pipeline.text_encoder.forward, CLIP_TEXT), (ids,)),
+                "unet": (Positional(pipeline.unet, pipeline.unet.forward, UNET),
+                         (torch.randn(self.latent_shape), torch.tensor(999.0), text)),
+                "decoder": (decoder, (torch.randn(self.latent_shape),)),
+            }  # fmt: skip
+            self.compiled = {
+                name: core.compile_model(openvino.convert_model(module.eval(), example_input=example), "CPU",
+                                         {"PERFORMANCE_HINT": "LATENCY"})
+                for name, (module, example) in models.items()
+            }  # fmt: skip
+        self.convert_s = time.perf_counter() - started
+
+    def __call__(self, prompt: str, seed: int = 0) -> np.ndarray:
+        ids = self.tokenizer(prompt, padding="max_length", max_length=self.tokenizer.model_max_length,
+                             truncation=True, return_tensors="np").input_ids  # fmt: skip
+        text = self.compiled["text"](ids)[0]
+        self.scheduler.set_timesteps(STEPS)
+        generator = torch.Generator("cpu").manual_seed(seed)
+        latents = torch.randn(self.latent_shape, generator=generator) * self.scheduler.init_noise_sigma
+        for t in self.scheduler.timesteps:
+            sample = self.scheduler.scale_model_input(latents, t)
+            noise = self.compiled["unet"]([sample.numpy(), np.array(t, dtype=np.float32), text])[0]
+            latents = self.scheduler.step(torch.from_numpy(noise), t, latents).prev_sample
+        return self.compiled["decoder"]([(latents / self.scale).numpy()])[0]
+
+
+def run_openvino(folder: Path, repeats: int = 5) -> list[tuple[str, float]]:
+    """The OpenVINO runtime alone at 512x512, 1 step: conversion, then new prompts, with TAESD and with the VAE."""
+    tiny = AutoencoderTiny.from_pretrained("madebyollin/taesd").decoder
+    vae = AutoencoderKL.from_pretrained(folder / "vae").decoder
+    times = []
+    for label, decoder in (("TAESD", tiny), ("full VAE", vae)):
+        runtime = OpenVinoAlone(folder, decoder)
+        times.append((f"OpenVINO alone, {label}: convert and compile", runtime.convert_s))
+        runtime("a warm-up")
+        times.append((f"OpenVINO alone, {label}: 512x512", median_s(runtime, repeats)))
+    return times
+
+
+def median_s(generate, repeats: int) -> float:
+    """The median seconds of `generate(prompt)` over `repeats` new prompts."""
+    seconds = []
+    for index in range(repeats):
+        started = time.perf_counter()
+        generate(f"{REQUESTS[0][1]}, take {index}")
+        seconds.append(time.perf_counter() - started)
+    return statistics.median(seconds)
+
+
+def run_depict_warm(folder: Path, repeats: int = 5) -> list[tuple[str, float]]:
+    """Depict at 512x512, 1 step, once its faster paths are built (`Engine.warm`): new prompts, TAESD and the VAE."""
+    engine = Engine(preset=str(folder))
+    times = []
+    for label, fast in (("TAESD", True), ("full VAE", False)):
+        engine.warm()
+        engine.text_to_image("a warm-up", fast_decode=fast)
+        engine.warm()  # the decoder's graph, built from the call before
+        times.append((f"Depict, {label}: 512x512",
+                      median_s(lambda prompt: engine.text_to_image(prompt, fast_decode=fast), repeats)))  # fmt: skip
+    return times
+
+
+RUNNERS = {"plain": run_plain, "depict": run_depict, "openvino": run_openvino, "depict-warm": run_depict_warm}
+
+
+def session(runner: str, folder: Path, env: dict) -> dict[str, float]:
+    """One session in a fresh process: request name -> seconds."""
+    command = [sys.executable, "-m", "bench.session", "--run", runner, "--folder", str(folder)]
+    done = subprocess.run(command, env={**os.environ, **env}, capture_output=True, text=True, check=False)
+    if done.returncode:
+        raise RuntimeError(f"{runner} session failed:\n{done.stderr[-3000:]}")
+    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def main(argv=None) -> list[dict]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path("bench/results"))
+    parser.add_argument("--keep", type=Path, help="build the model folder here and keep it (default: a temp folder)")
+    parser.add_argument("--run", choices=RUNNERS, help=argparse.SUPPRESS)  # one session, in this process
+    parser.add_argument("--folder", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.run:
+        times = RUNNERS[args.run](args.folder)
+        print(json.dumps([(name, round(seconds, 2)) for name, seconds in times]), flush=True)
+        return []
+    with tempfile.TemporaryDirectory() as scratch:
+        root = args.keep or Path(scratch)
+        folder = build("sd-turbo", root / "sd-turbo") / "text_to_image"  # a plain folder: no preset.json
+        env = {"HF_HUB_CACHE": str(write_hub_cache_taesd(root / "hub")), "HF_HUB_OFFLINE": "1",
+               "DEPICT_COMPILE_CACHE": str(root / "compile_cache")}  # fmt: skip
+        sessions = {
+            "plain diffusers": session("plain", folder, env),
+            "Depict, first start": session("depict", folder, env),  # the compile cache starts empty
+            "Depict, second start": session("depict", folder, env),
+            "Depict eager": session("depict", folder, {**env, "DEPICT_COMPILE": "off"}),
+        }
+        steady = {**session("openvino", folder, env), **session("depict-warm", folder, env)}
+    return report(sessions, steady, args.out)
+
+
+def report(sessions: dict[str, dict[str, float]], steady: dict[str, float], out: Path) -> list[dict]:
+    """Rows per request and the session totals, and the steady state against the OpenVINO runtime alone, printed and
+    written to `out/session.jsonl`."""
+    plain, eager = sessions["plain diffusers"], sessions["Depict eager"]
+    rows = []
+    for name in plain:
+        row = {"request": name, **{label: times[name] for label, times in sessions.items()}}
+        for label in ("Depict, first start", "Depict, second start"):
+            row[f"{label} / eager"] = round(sessions[label][name] / eager[name], 2)
+        rows.append(row)
+    totals = {label: round(sum(times.values()), 1) for label, times in sessions.items()}
+    rows.append({"request": "session", **totals,
+                 **{f"speed-up, {label}": round(totals["plain diffusers"] / totals[label], 2) for label in totals}})
+    for label in ("TAESD", "full VAE"):
+        alone, depict = steady[f"OpenVINO alone, {label}: 512x512"], steady[f"Depict, {label}: 512x512"]
+        rows.append({"request": f"steady state 512x512, 1 step, {label}", "OpenVINO alone": alone, "Depict": depict,
+                     "speed-up": round(alone / depict, 2),
+                     "OpenVINO alone, convert and compile": steady[f"OpenVINO alone, {label}: convert and compile"]})
+    facts = machine_facts()
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / "session.jsonl", "w") as stream:
+        for row in rows:
+            stream.write(json.dumps({**row, "machine": facts}) + "\n")
+    print(f"machine: {json.dumps(facts)}")
+    labels = list(sessions)
+    print("| request | " + " | ".join(labels) + " | first / eager | second / eager |")
+    print("|---" * (len(labels) + 3) + "|")
+    for row in rows[:-3]:
+        cells = [f"{row[label]:.1f} s" for label in labels]
+        ratios = [f"{row[f'{label} / eager']:.2f}x" for label in ("Depict, first start", "Depict, second start")]
+        print(f"| {row['request']} | " + " | ".join(cells + ratios) + " |")
+    for row in rows[-2:]:
+        print(f"{row['request']}: OpenVINO alone {row['OpenVINO alone']:.2f} s, Depict {row['Depict']:.2f} s "
+              f"({row['speed-up']:.2f}x; OpenVINO's conversion {row['OpenVINO alone, convert and compile']:.0f} s)")
+    session_row = rows[-3]
+    speedups = [f"{session_row[f'speed-up, {label}']:.2f}x" for label in labels]
+    print("| **session** | " + " | ".join(f"{session_row[label]:.1f} s ({s})" for label, s in zip(labels, speedups))
+          + " | | |")
+    return rows
+
+
+if __name__ == "__main__":
+    main()

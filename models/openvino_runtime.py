@@ -1,0 +1,125 @@
+"""OpenVINO as a second CPU runtime: a module converted straight from its loaded torch weights (`openvino.convert_model`;
+optimum-intel pins transformers below 5.6, so it is not used), kept as IR in the compile cache under a name holding
+a digest of its weights, and compiled per input shape with OpenVINO's own blob cache (`CACHE_DIR`), so a later start
+reads both instead of converting and compiling again. OpenVINO picks its precision from the CPU itself (bf16 where
+AVX512-BF16/AMX run it natively, fp32 otherwise). It runs through the same graph stand-ins as the traced and compiled
+graphs (`models.graphs`): built in the background, eager while a request's own LoRA adapters are active.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import logging
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import openvino
+import torch
+
+from .compile_cache import OPENVINO, config_of, prepare, prune, weights_digest
+from .graphs import GraphForward, Interface, Positional, graph_of, signature
+
+log = logging.getLogger(__name__)
+CONFIG = {"PERFORMANCE_HINT": "LATENCY"}
+
+
+@functools.cache
+def core() -> openvino.Core:
+    return openvino.Core()
+
+
+class Float32Boundary(torch.nn.Module):
+    """`recorded` taking and returning float32 (NumPy has no bfloat16), its floating inputs cast to the module's own
+    dtype inside the graph."""
+
+    def __init__(self, recorded: Positional):
+        super().__init__()
+        self.recorded = recorded
+        self.dtype = next(recorded.module.parameters()).dtype
+
+    def forward(self, *inputs):
+        cast = [t.to(self.dtype) if t.is_floating_point() else t for t in inputs]
+        out = self.recorded(*cast)
+        return tuple(o.float() for o in out) if isinstance(out, tuple) else out.float()
+
+
+def ir_path(recorded: Positional) -> Path:
+    """Where the module's IR lives: its name holds the weights, the class, its config and OpenVINO's version (one IR
+    serves every input shape: it is converted with dynamic dimensions)."""
+    module = recorded.module
+    facts = {"openvino": openvino.__version__, "class": type(module).__name__, "config": config_of(module),
+             "interface": [recorded.interface.names, recorded.interface.nested], "weights": weights_digest(recorded)}  # fmt: skip
+    key = hashlib.sha256(json.dumps(facts, sort_keys=True, default=str).encode()).hexdigest()[:20]
+    return prepare() / OPENVINO / f"{type(module).__name__}-{key}.xml"
+
+
+def read_or_convert(recorded: Positional, example: tuple):
+    """The module's IR: read from the cache, else converted from the loaded module and saved (the weights file
+    first, the model file last, each written whole and renamed: a model file means a whole IR)."""
+    path = ir_path(recorded)
+    if path.is_file():
+        try:
+            path.touch()  # recently used: pruned last
+            return core().read_model(path)
+        except Exception as error:  # a broken IR is converted again
+            log.warning("OpenVINO IR %s unreadable (%s); converting again", path.name, type(error).__name__)
+    started = time.perf_counter()
+    boundary = Float32Boundary(recorded).eval()
+    model = openvino.convert_model(boundary, example_input=tuple(t.float() if t.is_floating_point() else t
+                                                                 for t in example))  # fmt: skip
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f"{path.stem}.{os.getpid()}.partial.xml")
+    try:
+        openvino.save_model(model, partial, compress_to_fp16=False)
+        os.replace(partial.with_suffix(".bin"), path.with_suffix(".bin"))
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
+        partial.with_suffix(".bin").unlink(missing_ok=True)
+    log.info("converted %s to OpenVINO in %.1fs", type(recorded.module).__name__, time.perf_counter() - started)
+    prune(path.parent.parent)
+    return model
+
+
+def compiled_for(model, inputs: tuple, outputs: int, dtype: torch.dtype) -> Callable:
+    """`model` reshaped to these inputs' static shapes and compiled for the CPU (read from OpenVINO's blob cache when
+    compiled before): a callable taking torch tensors and returning them in `dtype`."""
+    static = model.clone()
+    static.reshape({port.get_any_name(): openvino.PartialShape(list(t.shape)) for port, t in zip(static.inputs, inputs)})
+    cache = prepare() / OPENVINO / "blobs"
+    compiled = core().compile_model(static, "CPU", {**CONFIG, "CACHE_DIR": str(cache)})
+    request = compiled.create_infer_request()
+
+    def run(*tensors):
+        arrays = [(t.float() if t.is_floating_point() else t).contiguous().numpy() for t in tensors]
+        results = request.infer(arrays)
+        out = [torch.from_numpy(results[compiled.outputs[i]].copy()).to(dtype) for i in range(outputs)]
+        return out[0] if outputs == 1 else tuple(out)
+
+    return run
+
+
+def install(module: torch.nn.Module, interface: Interface) -> GraphForward:
+    """Run `module` through OpenVINO, one compiled model per input signature (made in the background from the first
+    call of a signature, from one IR per module); the installed stand-in, or the one already there."""
+    installed = graph_of(module)
+    if installed:
+        return installed
+    stand_in = GraphForward(module, interface, "openvino")
+    recorded = Positional(module, stand_in.eager, interface).eval()
+    converted = {}
+
+    def make(inputs: tuple) -> Callable:
+        if "ir" not in converted:
+            converted["ir"] = read_or_convert(recorded, inputs)
+        started = time.perf_counter()
+        run = compiled_for(converted["ir"], inputs, interface.outputs, next(module.parameters()).dtype)
+        log.info("OpenVINO %s at %s ready in %.1fs", type(module).__name__, signature(inputs), time.perf_counter() - started)
+        return run
+
+    stand_in.make = make
+    return stand_in
