@@ -27,9 +27,9 @@ def read_settings(path: str | None) -> dict:
         return {}
     try:
         load_image(path, name="settings file")  # size-checked and decodable before its chunks are trusted
+        meta = read_metadata(path)
     except ValueError as error:
         raise gr.Error(str(error)) from error
-    meta = read_metadata(path)
     if not meta:
         raise gr.Error("This image carries no generation settings (no Depict or A1111 parameters in it).")
     return meta
