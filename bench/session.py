@@ -38,7 +38,7 @@ from PIL import Image
 from bench.architectures import build, write_hub_cache_taesd
 from bench.machine import machine_facts
 from models import Engine
-from models.graphs import CLIP_TEXT, UNET, Positional
+from models.graphs import CLIP_TEXT, UNET, Positional, wait_for_builds
 
 STEPS = 1  # SD-Turbo
 KEEP_LAYOUT = 0.5
@@ -49,6 +49,7 @@ REQUESTS = (  # name, prompt, width, height, images
     ("768x512", "a panorama of a mountain lake", 768, 512, 1),
 )
 REGENERATE = "a lighthouse on a cliff at dawn"
+BUILDS_AFTER = "background builds still running after the last request"  # not a request: left out of the session
 INPAINT = "a full moon"
 
 
@@ -103,6 +104,9 @@ def run_depict(folder: Path) -> list[tuple[str, float]]:
     started = time.perf_counter()
     engine.inpaint(first, mask(first.size), INPAINT, seed=0)
     times.append(("inpaint", time.perf_counter() - started))
+    started = time.perf_counter()
+    wait_for_builds()  # the user keeps the app open: what this start queued is built for the next requests and start
+    times.append((BUILDS_AFTER, time.perf_counter() - started))
     return times
 
 
@@ -234,9 +238,10 @@ def report(sessions: dict[str, dict[str, float]], steady: dict[str, float], out:
         for label in ("Depict, first start", "Depict, second start"):
             row[f"{label} / eager"] = round(sessions[label][name] / eager[name], 2)
         rows.append(row)
-    totals = {label: round(sum(times.values()), 1) for label, times in sessions.items()}
+    totals = {label: round(sum(times[name] for name in plain), 1) for label, times in sessions.items()}
     rows.append({"request": "session", **totals,
-                 **{f"speed-up, {label}": round(totals["plain diffusers"] / totals[label], 2) for label in totals}})
+                 **{f"speed-up, {label}": round(totals["plain diffusers"] / totals[label], 2) for label in totals},
+                 BUILDS_AFTER: sessions["Depict, first start"][BUILDS_AFTER]})  # fmt: skip
     for label in ("TAESD", "full VAE"):
         alone, depict = steady[f"OpenVINO alone, {label}: 512x512"], steady[f"Depict, {label}: 512x512"]
         rows.append({"request": f"steady state 512x512, 1 step, {label}", "OpenVINO alone": alone, "Depict": depict,
@@ -262,6 +267,7 @@ def report(sessions: dict[str, dict[str, float]], steady: dict[str, float], out:
     speedups = [f"{session_row[f'speed-up, {label}']:.2f}x" for label in labels]
     print("| **session** | " + " | ".join(f"{session_row[label]:.1f} s ({s})" for label, s in zip(labels, speedups))
           + " | | |")
+    print(f"first start: {BUILDS_AFTER}: {session_row[BUILDS_AFTER]:.0f} s")
     return rows
 
 

@@ -22,6 +22,7 @@ import os
 import pickle
 import shutil
 import time
+import weakref
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -40,6 +41,7 @@ LEGACY_STAMP = "torch_version"  # the stamp of caches made before v2, whose whol
 LIBRARY = "*-" + "?" * 20 + ".so"  # a library's name: its class, then 20 hex digits of its key (`library_path`)
 INDUCTOR = "inductor"  # Inductor's on-disk caches (CUDA's torch.compile, the int8 graph), a subfolder of its own
 OPENVINO = "openvino"  # OpenVINO's IR files and compiled blobs (`models.openvino_runtime`)
+OPENVINO_BLOBS = "blobs"  # OpenVINO's compiled-model cache (its `CACHE_DIR`), a subfolder of `OPENVINO`
 MAX_LIBRARIES = 8  # compiled libraries kept, least recently used removed first (a frozen SD-sized one: ~1.7 GB)
 SAMPLES_PER_TENSOR = 256  # weight values per tensor in a library's digest
 # what a broken cache or a failed compile raises; anything else is the request's own error
@@ -114,7 +116,18 @@ def guarded_call(run: Callable, eager: Callable[[], None]):
 
 def weights_digest(recorded: torch.nn.Module) -> str:
     """Names, shapes, dtypes, layouts and evenly spaced values of every weight: what a frozen library was built
-    from (another checkpoint or a fused LoRA changes values throughout)."""
+    from (another checkpoint or a fused LoRA changes values throughout). Taken once per module, at its first build
+    or read, after its load (a fused speed LoRA included): a request's own LoRA layers, added later, are never part of
+    its graphs."""
+    if recorded not in _DIGESTS:
+        _DIGESTS[recorded] = _digest(recorded)
+    return _DIGESTS[recorded]
+
+
+_DIGESTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _digest(recorded: torch.nn.Module) -> str:
     digest = hashlib.sha256()
     for name, tensor in (*recorded.named_parameters(), *recorded.named_buffers()):
         flat = tensor.detach().reshape(-1)
@@ -170,12 +183,13 @@ def build(recorded: Positional, inputs: tuple, path: Path) -> None:
 
 
 def prune(folder: Path) -> None:
-    """Remove the least recently used libraries beyond `MAX_LIBRARIES`, and libraries and OpenVINO models beyond the
-    disk budget (`DEPICT_COMPILE_CACHE_GB`)."""
+    """Remove the least recently used libraries beyond `MAX_LIBRARIES`, and libraries, OpenVINO models and OpenVINO's
+    compiled blobs beyond the disk budget (`DEPICT_COMPILE_CACHE_GB`)."""
     libraries = [[path] for path in folder.glob(LIBRARY) if ".partial" not in path.name]
     models = [[path, path.with_suffix(".bin")] for path in (folder / OPENVINO).glob(LIBRARY.replace(".so", ".xml"))
               if ".partial" not in path.name]  # fmt: skip
-    newest_first = sorted(libraries + models, key=lambda files: files[0].stat().st_mtime, reverse=True)
+    blobs = [[path] for path in (folder / OPENVINO / OPENVINO_BLOBS).glob("*.blob")]  # OpenVINO's compiled models
+    newest_first = sorted(libraries + models + blobs, key=lambda files: files[0].stat().st_mtime, reverse=True)
     used, kept_libraries = 0, 0
     for files in newest_first:
         used += sum(path.stat().st_size for path in files if path.exists())
@@ -194,26 +208,39 @@ def load(path: Path) -> Callable:
     return lambda *inputs: runner.run([t.contiguous() for t in inputs])[0]
 
 
-def library_for(recorded: Positional, inputs: tuple) -> Callable:
-    """The compiled library for these inputs: loaded from the cache folder, else (or when it cannot be read)
-    compiled into it from a copy of the module."""
+def read_library(recorded: Positional, inputs: tuple) -> Callable | None:
+    """The compiled library for these inputs from the cache folder; None when it is not there or cannot be read
+    (then it is removed)."""
     path = library_path(recorded, inputs)
-    if path.is_file():
-        try:
-            return load(path)
-        except Exception as error:  # whatever a broken file raises: compile it again
-            log.warning("compiled library %s unreadable (%s: %s); compiling again", path.name, type(error).__name__,
-                        str(error)[:200])  # fmt: skip
-            path.unlink(missing_ok=True)
+    if not path.is_file():
+        return None
+    try:
+        return load(path)
+    except Exception as error:  # whatever a broken file raises: compile it again
+        log.warning("compiled library %s unreadable (%s: %s); compiling again", path.name, type(error).__name__,
+                    str(error)[:200])  # fmt: skip
+        path.unlink(missing_ok=True)
+        return None
+
+
+def library_for(recorded: Positional, inputs: tuple) -> Callable:
+    """The compiled library for these inputs: read from the cache folder, else compiled into it from a copy of the
+    module."""
+    library = read_library(recorded, inputs)
+    if library is not None:
+        return library
+    path = library_path(recorded, inputs)
     build(copy.deepcopy(recorded), inputs, path)  # export swaps the module's weights while it traces: a request
     return load(path)  # running the module meanwhile must see its own
 
 
 def compile_ahead(module: torch.nn.Module, interface: Interface) -> GraphForward:
     """Run `module` (on CPU) through frozen AOTInductor libraries, one per input signature (`library_for`, made in
-    the background from the first call of a signature); a signature that does not compile runs eagerly."""
+    the background from the first call of a signature, read on the caller's path when already compiled); a signature
+    that does not compile runs eagerly."""
     stand_in = GraphForward(module, interface, "compiled")
     recorded = Positional(module, stand_in.eager, interface).eval()
 
     stand_in.make = lambda inputs: library_for(recorded, tuple(t.contiguous() for t in inputs))
+    stand_in.read = lambda inputs: read_library(recorded, tuple(t.contiguous() for t in inputs))
     return stand_in

@@ -174,12 +174,13 @@ class GraphForward:
     runs the graph for their signature while `enabled`; every other call runs the module's own forward. A signature
     seen for the first time runs the module's forward too while `make` builds its graph in the background (one build
     at a time, `wait_for_builds`): no request waits for a trace or a compile, and the next call of that signature runs
-    the graph. `calls` counts graph calls, `building` holds the signatures being made, `kind` names the graphs
-    ("traced", "compiled", "int8")."""
+    the graph. A signature whose graph `read(inputs)` finds on disk is read on the caller's path instead (a read, not
+    a build; `read` gives None when there is none). `calls` counts graph calls, `building` holds the signatures
+    being made, `kind` names the graphs ("traced", "compiled", "openvino", "int8")."""
 
     def __init__(self, module: torch.nn.Module, interface: Interface, kind: str, graphs: dict | None = None,
-                 make: Callable | None = None):  # fmt: skip
-        self.eager, self.interface, self.kind, self.make = module.forward, interface, kind, make
+                 make: Callable | None = None, read: Callable[[tuple], Callable | None] | None = None):  # fmt: skip
+        self.eager, self.interface, self.kind, self.make, self.read = module.forward, interface, kind, make, read
         self.graphs: dict[tuple, Callable] = dict(graphs or {})
         self.building: set[tuple] = set()
         self.enabled, self.calls = True, 0
@@ -213,14 +214,42 @@ class GraphForward:
         rest = (value for name, value in kwargs.items() if name not in (*names, *nested, "return_dict"))
         return inputs if all(torch.is_tensor(t) for t in inputs) and all(unset(v) for v in rest) else None
 
+    def prime(self, inputs: tuple) -> None:
+        """Make the graph for these example inputs' signature (in the background, or read now when cached) before any
+        call brings it."""
+        self._graph(inputs)
+
     def _graph(self, inputs: tuple) -> Callable | None:
         key = signature(inputs)
         if key in self.graphs or self.make is None or key in self.building or not _ACCEPTING.is_set():
             return self.graphs.get(key)
+        graph = self._read(key, inputs)
+        if graph is not None:
+            return graph
         self.building.add(key)
         example = tuple(t.detach().clone() for t in inputs)  # the request goes on with its own tensors
         _submit(self._build, key, example)
         return None
+
+    def _read(self, key: tuple, inputs: tuple) -> Callable | None:
+        """The graph for `key` read from disk and installed; None when there is none to read (or it is unreadable)."""
+        if self.read is None:
+            return None
+        try:
+            with torch.no_grad():
+                graph = self.read(inputs)
+        except Exception as error:  # a broken file: the graph is made again in the background
+            log.warning("reading a %s graph of %s failed (%s: %s); making it again", self.kind,
+                        type(self.eager.__self__).__name__, type(error).__name__, str(error)[:200])  # fmt: skip
+            return None
+        if graph is not None:
+            self._install(key, graph)
+        return graph
+
+    def _install(self, key: tuple, graph: Callable | None) -> None:
+        if len(self.graphs) >= MAX_GRAPHS:
+            self.graphs.pop(next(iter(self.graphs)))
+        self.graphs[key] = graph
 
     def _build(self, key: tuple, example: tuple) -> None:
         """Make the graph for `key` (None when it cannot be made: that signature runs eagerly) and install it."""
@@ -231,9 +260,7 @@ class GraphForward:
             log.warning("making a %s graph of %s failed (%s: %s); it runs eagerly at %s", self.kind,
                         type(self.eager.__self__).__name__, type(error).__name__, str(error)[:200], key)  # fmt: skip
             graph = None
-        if len(self.graphs) >= MAX_GRAPHS:
-            self.graphs.pop(next(iter(self.graphs)))
-        self.graphs[key] = graph
+        self._install(key, graph)
         self.building.discard(key)
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import openvino
 import torch
 
-from .compile_cache import OPENVINO, config_of, prepare, prune, weights_digest
+from .compile_cache import OPENVINO, OPENVINO_BLOBS, config_of, prepare, prune, weights_digest
 from .graphs import GraphForward, Interface, Positional, graph_of, signature
 
 log = logging.getLogger(__name__)
@@ -57,16 +57,25 @@ def ir_path(recorded: Positional) -> Path:
     return prepare() / OPENVINO / f"{type(module).__name__}-{key}.xml"
 
 
+def read_ir(path: Path):
+    """The IR at `path` (marked recently used: pruned last); None when there is none or it cannot be read."""
+    if not path.is_file():
+        return None
+    try:
+        path.touch()
+        return core().read_model(path)
+    except Exception as error:  # a broken IR is converted again
+        log.warning("OpenVINO IR %s unreadable (%s); converting again", path.name, type(error).__name__)
+        return None
+
+
 def read_or_convert(recorded: Positional, example: tuple):
     """The module's IR: read from the cache, else converted from the loaded module and saved (the weights file
     first, the model file last, each written whole and renamed: a model file means a whole IR)."""
     path = ir_path(recorded)
-    if path.is_file():
-        try:
-            path.touch()  # recently used: pruned last
-            return core().read_model(path)
-        except Exception as error:  # a broken IR is converted again
-            log.warning("OpenVINO IR %s unreadable (%s); converting again", path.name, type(error).__name__)
+    model = read_ir(path)
+    if model is not None:
+        return model
     started = time.perf_counter()
     boundary = Float32Boundary(recorded).eval()
     model = openvino.convert_model(boundary, example_input=tuple(t.float() if t.is_floating_point() else t
@@ -85,13 +94,21 @@ def read_or_convert(recorded: Positional, example: tuple):
     return model
 
 
-def compiled_for(model, inputs: tuple, outputs: int, dtype: torch.dtype) -> Callable:
-    """`model` reshaped to these inputs' static shapes and compiled for the CPU (read from OpenVINO's blob cache when
-    compiled before): a callable taking torch tensors and returning them in `dtype`."""
+def compiled_marker(ir: Path, inputs: tuple) -> Path:
+    """The file saying that `ir` was compiled at these inputs' shapes: their blob is in OpenVINO's cache."""
+    shapes = hashlib.sha256(repr(signature(inputs)).encode()).hexdigest()[:12]
+    return ir.parent / OPENVINO_BLOBS / f"{ir.stem}-{shapes}.compiled"
+
+
+def compiled_for(model, ir: Path, inputs: tuple, outputs: int, dtype: torch.dtype) -> Callable:
+    """`model` (the IR at `ir`) reshaped to these inputs' static shapes and compiled for the CPU (read from OpenVINO's
+    blob cache when compiled before): a callable taking torch tensors and returning them in `dtype`."""
     static = model.clone()
-    static.reshape({port.get_any_name(): openvino.PartialShape(list(t.shape)) for port, t in zip(static.inputs, inputs)})
-    cache = prepare() / OPENVINO / "blobs"
-    compiled = core().compile_model(static, "CPU", {**CONFIG, "CACHE_DIR": str(cache)})
+    static.reshape({port.get_any_name(): list(t.shape) for port, t in zip(static.inputs, inputs)})
+    marker = compiled_marker(ir, inputs)
+    compiled = core().compile_model(static, "CPU", {**CONFIG, "CACHE_DIR": str(marker.parent)})
+    marker.touch()
+    prune(marker.parent.parent.parent)
     request = compiled.create_infer_request()
 
     def run(*tensors):
@@ -105,21 +122,39 @@ def compiled_for(model, inputs: tuple, outputs: int, dtype: torch.dtype) -> Call
 
 def install(module: torch.nn.Module, interface: Interface) -> GraphForward:
     """Run `module` through OpenVINO, one compiled model per input signature (made in the background from the first
-    call of a signature, from one IR per module); the installed stand-in, or the one already there."""
+    call of a signature, from one IR per module; read on the caller's path where compiled before); the installed
+    stand-in, or the one already there."""
     installed = graph_of(module)
     if installed:
         return installed
     stand_in = GraphForward(module, interface, "openvino")
     recorded = Positional(module, stand_in.eager, interface).eval()
+    dtype = next(module.parameters()).dtype
     converted = {}
+
+    def compiled(model, inputs: tuple) -> Callable:
+        started = time.perf_counter()
+        run = compiled_for(model, ir_path(recorded), inputs, interface.outputs, dtype)
+        seconds = time.perf_counter() - started
+        log.info("OpenVINO %s at %s ready in %.1fs", type(module).__name__, signature(inputs), seconds)
+        return run
 
     def make(inputs: tuple) -> Callable:
         if "ir" not in converted:
             converted["ir"] = read_or_convert(recorded, inputs)
-        started = time.perf_counter()
-        run = compiled_for(converted["ir"], inputs, interface.outputs, next(module.parameters()).dtype)
-        log.info("OpenVINO %s at %s ready in %.1fs", type(module).__name__, signature(inputs), time.perf_counter() - started)
-        return run
+        return compiled(converted["ir"], inputs)
 
-    stand_in.make = make
+    def read(inputs: tuple) -> Callable | None:
+        """Compiled at these shapes before (by this or an earlier start): the IR and the blob are read now."""
+        path = ir_path(recorded)
+        if not compiled_marker(path, inputs).is_file():
+            return None
+        if "ir" not in converted:
+            model = read_ir(path)
+            if model is None:
+                return None
+            converted["ir"] = model
+        return compiled(converted["ir"], inputs)
+
+    stand_in.make, stand_in.read = make, read
     return stand_in

@@ -112,6 +112,19 @@ def test_a_plain_sd_folder_on_torch_gets_bf16_compile_and_taesd_over_the_thresho
     assert (tmp_path / "compile_cache" / STAMP).read_text() == torch.__version__
 
 
+def test_the_default_requests_graphs_are_made_after_load_not_at_its_first_call(tiny_preset):
+    """Loading starts the UNet's and the text encoder's graphs for the preset's default request (its size, one image,
+    its guidance) in the background: once built, the first such request runs them and starts no other build."""
+    engine = Engine(preset=str(tiny_preset))
+    loaded = engine.load()
+    assert graphs.wait_for_builds(timeout=120)
+    unet, text = graph_of(loaded.base.unet), graph_of(loaded.base.text_encoder)
+    assert (len(unet.graphs), len(text.graphs)) == (1, 1) and None not in (*unet.graphs.values(), *text.graphs.values())
+    first = engine.text_to_image(PROMPT, seed=4)
+    assert first.metadata["unet"] == "traced" and unet.calls == loaded.preset.steps and text.calls > 0
+    assert (len(unet.graphs), len(text.graphs), unet.building, text.building) == (1, 1, set(), set())
+
+
 def test_a_plain_sd_folder_runs_on_openvino_built_in_the_background_and_kept(tiny_preset, tmp_path, monkeypatch,
                                                                             taesd_cache, caplog):  # fmt: skip
     """Over the threshold on CPU the policy picks OpenVINO: the first image runs on torch while the UNet, autoencoder,
@@ -141,7 +154,7 @@ def test_a_plain_sd_folder_runs_on_openvino_built_in_the_background_and_kept(tin
 
     with monkeypatch.context() as patch:
         patch.setattr(openvino, "convert_model", no_converting)
-        _, later = start()  # a later start reads the converted models
+        later, _ = start()  # a later start reads the converted and compiled models: its first image runs on them
         assert later.metadata["unet"] == "openvino" and psnr(later.images[0], converted.images[0]) > 45
         monkeypatch.setenv("DEPICT_COMPILE_CACHE", str(tmp_path / "empty_cache"))
         _, failed = start()  # nothing converted, and conversion fails: torch, with the reason in the log
@@ -245,8 +258,8 @@ def test_a_library_is_named_by_the_weights_it_was_frozen_with(tmp_path, monkeypa
     assert compile_cache.library_path(recorded, (torch.randn(2, 4, 8, 8), *tensors[1:])) != path
     nhwc = tensors[0].to(memory_format=torch.channels_last)
     assert compile_cache.library_path(recorded, (nhwc, *tensors[1:])) != path
-    unet.mid_block.resnets[0].conv1.weight.mul_(1.01)  # changes every value of one tensor
-    assert compile_cache.library_path(recorded, tensors) != path
+    unet.mid_block.resnets[0].conv1.weight.mul_(1.01)  # changes every value of one tensor: another checkpoint
+    assert compile_cache.library_path(Positional(unet, unet.forward, UNET), tensors) != path
 
 
 def test_compile_never_holds_a_request_is_paid_once_and_survives_a_corrupt_library(tiny_preset, engine, tmp_path,
@@ -279,7 +292,7 @@ def test_compile_never_holds_a_request_is_paid_once_and_survives_a_corrupt_libra
 
     with monkeypatch.context() as patch:
         patch.setattr(torch._inductor, "aoti_compile_and_package", no_compiling)
-        _, later = start()  # a later start, reading the library
+        later, _ = start()  # a later start reads the library: its first image runs on it
     assert later.metadata["unet"] == "compiled" and later.images[0].tobytes() == compiled.images[0].tobytes()
 
     # a corrupt library, read from a path this process has not loaded (as a later start would): compiled again
