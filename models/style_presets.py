@@ -3,17 +3,20 @@
 A CSV file with the header `name,prompt,negative_prompt`. `{prompt}` in a template stands for the request's prompt
 (a template without it is appended after a comma, as A1111 does); the negative prompt is joined to the request's.
 Shipped: `models/styles.csv`; the user's file (env `DEPICT_STYLES`, default `./styles.csv`) adds styles and
-overrides shipped ones of the same name. A malformed line is skipped with a warning; the other styles still load.
+overrides shipped ones of the same name. A malformed line (a bad byte, a missing column, a stray brace) is skipped with
+a warning naming the file and line; the other styles still load, and a file that cannot be read at all holds none.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 from .settings import styles_file
+from .text_files import decode, undecodable
 
 log = logging.getLogger(__name__)
 SHIPPED = Path(__file__).with_name("styles.csv")
@@ -42,6 +45,9 @@ def _problem(row: dict) -> str | None:
     """Why a row cannot be a style, or None."""
     if None in row or any(row.get(column) is None for column in COLUMNS[:2]):
         return f"it must have the {len(COLUMNS)} columns {', '.join(COLUMNS)}"
+    bad_text = undecodable("".join(value or "" for value in row.values()))
+    if bad_text:
+        return bad_text
     if not row["name"].strip():
         return "its name is empty"
     for field in ("prompt", "negative_prompt"):
@@ -51,21 +57,44 @@ def _problem(row: dict) -> str | None:
     return None
 
 
+def _rows(path: Path):
+    """(line number, row) for each CSV record of the file; a record `csv` cannot read is logged and skipped."""
+    try:
+        text = decode(path.read_bytes()) if path.is_file() else ""
+    except OSError as error:
+        log.warning("styles file %s not read: %s", path, error)
+        return
+    reader = csv.DictReader(io.StringIO(text, newline=""), restkey=None)
+    try:
+        header = reader.fieldnames or list(COLUMNS)  # an empty file holds no styles, and no error
+    except csv.Error:
+        header = []
+    if not set(COLUMNS[:2]) <= set(header):
+        log.warning("styles file %s line 1 skipped, and with it the file: its header must be %s, got %r", path,
+                    ",".join(COLUMNS), header)  # fmt: skip
+        return
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as error:
+            log.warning("styles file %s line %d skipped: %s", path, reader.reader.line_num, error)
+            continue
+        yield reader.line_num, row
+
+
 def read_styles(path: str | Path) -> dict[str, StylePreset]:
     """The styles of one file, by name; malformed lines are logged and skipped, a missing file holds none."""
     path = Path(path)
-    if not path.is_file():
-        return {}
     found: dict[str, StylePreset] = {}
-    with path.open(newline="", encoding="utf-8") as stream:
-        reader = csv.DictReader(stream, restkey=None)
-        for row in reader:
-            problem = _problem(row)
-            if problem:
-                log.warning("styles file %s line %d skipped: %s", path, reader.line_num, problem)
-                continue
-            name = row["name"].strip()
-            found[name] = StylePreset(name, row["prompt"].strip(), (row.get("negative_prompt") or "").strip())
+    for line, row in _rows(path):
+        problem = _problem(row)
+        if problem:
+            log.warning("styles file %s line %d skipped: %s", path, line, problem)
+            continue
+        name = row["name"].strip()
+        found[name] = StylePreset(name, row["prompt"].strip(), (row.get("negative_prompt") or "").strip())
     return found
 
 

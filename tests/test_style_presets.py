@@ -91,3 +91,42 @@ def test_style_requests_through_the_app(client, tmp_path):
         client.predict(image=picture, style="Watercolor", style_image=picture, api_name="/style_transfer")
     gallery, meta = client.predict(image=picture, style="Watercolor", prompt="a cat", api_name="/style_transfer")
     assert meta["prompt"].startswith("watercolor painting of a cat") and len(gallery) == 1
+
+
+HEADER = b"name,prompt,negative_prompt\n"
+GOOD = b'Mine,"{prompt}, in my style",ugly\n'
+FILES = [  # what a spreadsheet or another locale saves -> the styles read, and the warnings naming a line
+    ("utf-8 bom (Excel)", b"\xef\xbb\xbf" + HEADER + GOOD, ["Mine"], []),
+    ("a latin-1 byte", HEADER + b"Caf\xe9,{prompt} at a caf\xe9,\n" + GOOD, ["Mine"], ["line 2 skipped: byte 0xe9 at"]),
+    ("a bad byte in a quoted multi-line prompt", HEADER + b'Two,"{prompt},\n\xff here",\n' + GOOD, ["Mine"],
+     ["line 3 skipped: byte 0xff"]),
+    ("windows line ends", HEADER.replace(b"\n", b"\r\n") + GOOD.replace(b"\n", b"\r\n"), ["Mine"], []),
+    ("a field over csv's limit", HEADER + b'Long,"' + b"x" * 200_000 + b'",\n' + GOOD, ["Mine"],
+     ["line 2 skipped: field larger than field limit"]),
+    ("a header not of styles", b"title;text\n" + GOOD, [], ["line 1 skipped, and with it the file: its header must be"]),
+    ("empty", b"", [], []),
+    ("a header over csv's limit", b"x" * 200_000 + b"\n" + GOOD, [], ["line 1 skipped, and with it the file"]),
+    ("latin-1 header", b"name,prompt,n\xe9gative\n" + GOOD, ["Mine"], []),
+]
+
+
+@pytest.mark.parametrize("name,data,styles,warnings", FILES, ids=[f[0] for f in FILES])
+def test_styles_files_from_anywhere_load_what_they_can(tmp_path, caplog, name, data, styles, warnings):
+    path = tmp_path / "styles.csv"
+    path.write_bytes(data)
+    with caplog.at_level(logging.WARNING, logger="models.style_presets"):
+        read = read_styles(path)
+    assert list(read) == styles
+    assert [message.split(f"styles file {path} ")[1][: len(w)] for message, w in zip(caplog.messages, warnings)] == warnings
+    assert len(caplog.messages) == len(warnings), caplog.messages
+
+
+def test_a_bad_user_styles_file_never_stops_the_app(tmp_path, monkeypatch, caplog):
+    user = tmp_path / "styles.csv"
+    user.write_bytes(b"\xef\xbb\xbf" + HEADER + b"Caf\xe9,{prompt},\n" + GOOD)
+    monkeypatch.setenv("DEPICT_STYLES", str(user))
+    styles = style_presets()
+    assert "Mine" in styles and "Watercolor" in styles and f"styles file {user} line 2 skipped" in caplog.text
+    (tmp_path / "folder.csv").mkdir()
+    monkeypatch.setenv("DEPICT_STYLES", str(tmp_path / "folder.csv"))
+    assert "Mine" not in style_presets() and "Watercolor" in style_presets()
