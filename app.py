@@ -1,21 +1,25 @@
 """Depict: describe, generate and edit images.
 
-    python app.py [--host 127.0.0.1] [--port 7860] [--share] [--preset bundled] [--auth USER:PASSWORD]
+    python app.py [--host 127.0.0.1] [--port 7860] [--share] [--preset bundled] [--auth-file logins.txt]
 
 Environment variables mirror the flags (DEPICT_HOST, DEPICT_PORT, DEPICT_SHARE, DEPICT_PRESET, DEPICT_AUTH); on
-Hugging Face Spaces (SPACE_ID set) the app listens on 0.0.0.0 and never opens a share tunnel.
+Hugging Face Spaces (SPACE_ID set) the app listens on 0.0.0.0 and never opens a share tunnel. Logins asked for but
+naming none (a file of comments, a blank DEPICT_AUTH) stop the start: the app never opens without the lock it was
+given.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 from pathlib import Path
 
 import demo
+from demo.results import private_dir
 from models import Engine
 from models.presets import DEFAULT_PRESET
-from models.settings import LIMITS, launch_defaults, on_spaces, outputs_dir
+from models.settings import LIMITS, launch_defaults, on_spaces
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -33,13 +37,33 @@ def parse_args(argv=None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if on_spaces():
         args.share = False
-    pairs = args.auth or env["auth"]
+    args.auth = logins(args, env["auth"], parser)
+    return args
+
+
+def logins(args: argparse.Namespace, env_auth: str | None, parser: argparse.ArgumentParser) -> list[tuple[str, str]]:
+    """The logins asked for: each `--auth`, else `DEPICT_AUTH`'s (separated by commas), plus the `--auth-file`'s lines
+    (blank lines and `#` comments skipped). A source given but naming no login is an argument error, never an open
+    app."""
+    found = [login(pair, parser) for pair in args.auth]
+    if not args.auth and env_auth:
+        found += [login(pair, parser) for pair in env_auth.split(",") if pair.strip()]
+        if not found:
+            parser.error("DEPICT_AUTH is set but names no login: give USER:PASSWORD pairs separated by commas, or "
+                         "unset it to run without logins.")  # fmt: skip
     if args.auth_file:
         if not args.auth_file.is_file():
-            parser.error(f"--auth-file {args.auth_file} does not exist.")
-        pairs += args.auth_file.read_text().splitlines()
-    args.auth = [login(pair, parser) for pair in pairs if pair.strip() and not pair.lstrip().startswith("#")]
-    return args
+            parser.error(f"--auth-file {args.auth_file} does not exist (or is not a file).")
+        try:
+            lines = [line for line in args.auth_file.read_text(encoding="utf-8").splitlines() if line.strip()]
+        except (OSError, UnicodeDecodeError) as error:
+            parser.error(f"--auth-file {args.auth_file} cannot be read as UTF-8 text ({type(error).__name__}).")
+        pairs = [line for line in lines if not line.lstrip().startswith("#")]
+        if not pairs:
+            parser.error(f"--auth-file {args.auth_file} names no login (only blank lines or # comments): add one "
+                         "USER:PASSWORD a line.")  # fmt: skip
+        found += [login(pair, parser) for pair in pairs]
+    return found
 
 
 def login(pair: str, parser: argparse.ArgumentParser) -> tuple[str, str]:
@@ -52,15 +76,15 @@ def login(pair: str, parser: argparse.ArgumentParser) -> tuple[str, str]:
 
 def launch(args: argparse.Namespace, **kwargs):
     """Build the engine and the app and serve it; returns gradio's (app, local_url, share_url)."""
+    os.environ.setdefault("GRADIO_TEMP_DIR", str(private_dir("gradio")))  # Gradio's copies private, like ours
     engine = Engine(preset=args.preset)
     blocks = demo.build(engine)
     if args.share and not args.auth:
-        print("The share link is open to anyone who has it: add --auth USER:PASSWORD to require a login.")
-    kept = outputs_dir()
-    app, local_url, share_url = blocks.launch(
+        print("The share link is open to anyone who has it: add --auth-file FILE to require a login.")
+    # no allowed_paths: the outputs folder is never served as it is, only the copies of the images Depict lists
+    _, local_url, share_url = blocks.launch(
         server_name=args.host, server_port=args.port, share=args.share, auth=args.auth or None,
-        max_file_size=LIMITS.max_upload_bytes, allowed_paths=[str(kept.resolve())] if kept else None, css=demo.CSS,
-        show_error=True, **kwargs,
+        max_file_size=LIMITS.max_upload_bytes, css=demo.CSS, show_error=True, **kwargs,
     )  # fmt: skip
     if args.share and not share_url:
         print(f"Could not open a public share link (no connection to the tunnel); serving locally at {local_url}.")

@@ -9,6 +9,7 @@ from models.settings import queue_size
 
 from . import describe, edit, history, style, text_to_image
 from .controls import CSS
+from .results import DELETE_CACHE
 
 TABS = (("Describe → regenerate", describe), ("Text → image", text_to_image), ("Style transfer", style), ("Edit", edit),
         ("History", history))  # fmt: skip
@@ -16,7 +17,7 @@ TABS = (("Describe → regenerate", describe), ("Text → image", text_to_image)
 
 def build(engine: Engine) -> gr.Blocks:
     """The whole app on one engine; queued, one job at a time per pipeline."""
-    with gr.Blocks(title="Depict") as blocks:
+    with gr.Blocks(title="Depict", delete_cache=DELETE_CACHE) as blocks:
         gr.Markdown("# Depict\nDescribe, generate and edit images. Every image downloads as a PNG with its settings.")
         with gr.Tabs():
             for title, tab in TABS:

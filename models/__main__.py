@@ -8,9 +8,11 @@
     python -m models inpaint picture.png --mask mask.png --prompt TEXT --out filled.png
     python -m models edit picture.png --instruction "make the circle green" --out edited.png
 
-A batch (`--prompts FILE`, or a folder of images in place of `picture.png`) is written to `--out-dir`: files named
-by input index, and a `manifest.jsonl` with a line per file. Under `accelerate launch` (or torchrun) its inputs are
-split across the processes, each on its own GPU (or CPU processes without one), and each is made exactly once:
+A batch (`--prompts FILE`, one prompt a line, or a folder of images in place of `picture.png`) is written to
+`--out-dir`: files named by input index, and a `manifest.jsonl` with a line per file, or per input that failed (with
+its error; the rest go on), appended as each input finishes. `--resume` skips the inputs the manifest already holds.
+Under `accelerate launch` (or torchrun) its inputs are split across the processes, each on its own GPU (or CPU
+processes without one), and each is made exactly once:
 
     accelerate launch --multi_gpu --num_processes 4 -m models generate --prompts prompts.txt --out-dir out/
 """
@@ -18,10 +20,9 @@ split across the processes, each on its own GPU (or CPU processes without one), 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
-from contextlib import nullcontext
+from contextlib import closing, nullcontext
 from pathlib import Path
 
 import torch
@@ -32,12 +33,11 @@ from tqdm import tqdm
 from . import Engine, JobControl
 from .adapters import parse_adapters
 from .graphs import builds_paused
+from .manifest import ManifestWriter, finished, manifest_path, read_manifest, start_afresh, tidy
 from .metadata import save_png
-from .outputs import atomic_write
 from .presets import DEFAULT_PRESET
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
-MANIFEST = "manifest.jsonl"
 WARM_BATCH = 8  # prompts a process makes before waiting for the faster paths pays (`Engine.warm`)
 
 
@@ -51,6 +51,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         if image:
             sub.add_argument("image", help="input image, or a folder of images (a batch, with --out-dir)")
         sub.add_argument("--out-dir", type=Path, help="where a batch's files and its manifest.jsonl go")
+        sub.add_argument("--resume", action="store_true", help="skip the inputs --out-dir's manifest holds as done")
         if name != "describe":
             sub.add_argument("--seed", type=int, default=0)
             sub.add_argument("--steps", type=int)
@@ -86,6 +87,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     batch = args.prompts if args.job == "generate" else Path(args.image).is_dir()
     if batch and args.out_dir is None:
         parser.error("a batch (--prompts FILE or a folder of images) needs --out-dir DIR")
+    if args.resume and not batch:
+        parser.error("--resume continues a batch (--prompts FILE or a folder of images, with --out-dir DIR)")
     return args
 
 
@@ -109,7 +112,7 @@ def _save(result, out: Path) -> list[Path]:
 def _inputs(args) -> list[str]:
     """The prompts (generate) or image paths the command works through, in order."""
     if args.job == "generate":
-        return [p for p in args.prompts.read_text().splitlines() if p.strip()] if args.prompts else [args.prompt]
+        return [p for p in args.prompts.read_text().split("\n") if p.strip()] if args.prompts else [args.prompt]
     folder = Path(args.image)
     if folder.is_dir():
         return [str(path) for path in sorted(folder.iterdir()) if path.suffix.lower() in IMAGE_SUFFIXES]
@@ -139,26 +142,33 @@ def _out_path(args, index: int, item: str) -> Path:
     return args.out_dir / (f"{index:04d}.png" if args.job == "generate" else f"{index:04d}-{Path(item).stem}.png")
 
 
+def _key(args) -> str:
+    """The manifest field naming an input."""
+    return "prompt" if args.job == "generate" else "image"
+
+
 def _process(engine: Engine, args, index: int, item: str, rank: int, show_steps: bool) -> list[dict]:
-    """Run one input: its manifest lines (one per file written, or one with its description or its error)."""
-    record = {"index": index, "prompt" if args.job == "generate" else "image": item, "process": rank}
+    """Run one input: its manifest lines (one per file written, or one with its description or its error). Any
+    failure (bad input, out of memory, a file that cannot be written) is its error line; the batch goes on."""
+    record = {"index": index, _key(args): item, "process": rank}
     started = time.perf_counter()
     try:
         with tqdm(total=1, desc="steps", leave=False, disable=not show_steps or args.job == "describe") as bar:
             control = JobControl(on_step=lambda done, total: (setattr(bar, "total", total), bar.update(done - bar.n)))
             result = _job(engine, args, {} if args.job == "describe" else _options(args), control)(item)
-    except ValueError as error:
-        return [{**record, "error": str(error)}]
-    seconds = round(time.perf_counter() - started, 3)
-    if isinstance(result, str):
-        return [{**record, "description": result, "seconds": seconds}]
-    paths = _save(result, _out_path(args, index, item))
+        seconds = round(time.perf_counter() - started, 3)
+        if isinstance(result, str):
+            return [{**record, "description": result, "seconds": seconds}]
+        paths = _save(result, _out_path(args, index, item))
+    except Exception as error:  # noqa: BLE001 - recorded in the manifest, the batch goes on
+        message = str(error) if isinstance(error, ValueError) else f"{type(error).__name__}: {error}"
+        return [{**record, "error": message}]
     return [{**record, "seed": result.image_metadata(i)["seed"], "file": path.name if args.out_dir else str(path),
              "seconds": seconds} for i, path in enumerate(paths)]  # fmt: skip
 
 
 def _report(args, records: list[dict]) -> None:
-    """Print each file (or description, or error) and write the batch's manifest."""
+    """Print each file (or description, or error) this run made."""
     for record in records:
         if "error" in record:
             print(f"error: {record['error']}", file=sys.stderr)
@@ -166,8 +176,21 @@ def _report(args, records: list[dict]) -> None:
             print(f"{record['image']}\t{record['description']}" if args.out_dir else record["description"])
         else:
             print(args.out_dir / record["file"] if args.out_dir else record["file"])
-    if args.out_dir is not None:
-        atomic_write(args.out_dir / MANIFEST, "".join(json.dumps(record) + "\n" for record in records).encode())
+
+
+def _to_do(args, state: PartialState, inputs: list[tuple[int, str]]) -> list[tuple[int, str]]:
+    """The inputs this run makes: all of them (a batch's manifest started afresh), or with `--resume` those its
+    manifest does not hold as done. Every process reads the same list before any writes."""
+    if args.out_dir is None:
+        return inputs
+    if state.is_main_process:
+        args.out_dir.mkdir(parents=True, exist_ok=True)
+        if not args.resume:
+            start_afresh(args.out_dir)
+    state.wait_for_everyone()
+    done = finished(read_manifest(args.out_dir), _key(args)) if args.resume else set()
+    state.wait_for_everyone()
+    return [(index, item) for index, item in inputs if (index, item) not in done]
 
 
 def main(argv=None) -> int:
@@ -177,20 +200,27 @@ def main(argv=None) -> int:
     state = PartialState(cpu=not torch.cuda.is_available())
     one_gpu_each = state.num_processes > 1 and state.device.type == "cuda"
     engine = Engine(preset=args.preset, device=str(state.device) if one_gpu_each else None)
-    inputs = list(enumerate(_inputs(args)))
+    inputs = _to_do(args, state, list(enumerate(_inputs(args))))
     records = []
-    with state.split_between_processes(inputs) as mine:
+    own_file = manifest_path(args.out_dir, state.process_index) if args.out_dir else None
+    writer = closing(ManifestWriter(own_file)) if own_file else nullcontext()
+    with writer as manifest, state.split_between_processes(inputs) as mine:
         shown = state.is_main_process
         long_batch = args.job == "generate" and len(mine) >= WARM_BATCH
         if long_batch:
-            engine.warm(width=args.width, height=args.height, num_images=args.num_images)
+            engine.warm(width=args.width, height=args.height, num_images=args.num_images, guidance=args.guidance)
         # a short run would not live to use a faster path: all eager, and its exit waits for no build
         with nullcontext() if long_batch else builds_paused():
             for index, item in tqdm(mine, desc="inputs", disable=not shown or len(inputs) == 1):
-                records += _process(engine, args, index, item, state.process_index, show_steps=shown)
+                made = _process(engine, args, index, item, state.process_index, show_steps=shown)
+                if manifest is not None:
+                    manifest.add(made)
+                records += made
     records = sorted(gather_object(records), key=lambda record: record["index"])
     if state.is_main_process:
         _report(args, records)
+        if args.out_dir is not None:
+            tidy(args.out_dir, _key(args))
     state.destroy_process_group()
     return 2 if any("error" in record for record in records) else 0
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from PIL import Image
 
 from models.__main__ import main
@@ -41,3 +42,9 @@ def test_image_jobs_and_bad_input(tiny_preset, tmp_path, capsys):
         assert Image.open(out).size == (64, 64)
     assert main([*preset, "generate", PROMPT, "--steps", "0", "--out", str(tmp_path / "x.png")]) == 2
     assert "`steps` must be" in capsys.readouterr().err
+
+
+def test_resume_needs_a_batch(capsys):
+    with pytest.raises(SystemExit):
+        main(["generate", PROMPT, "--resume"])
+    assert "--resume continues a batch" in capsys.readouterr().err

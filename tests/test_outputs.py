@@ -1,14 +1,24 @@
-"""Outputs that persist: every image the app makes is kept under `outputs/<job>/<date>/` and listed by History."""
+"""Outputs that persist: every image the app makes is kept under `outputs/<job>/<date>/` and listed by History; the
+galleries' copies are private to the process and gone when it exits; only the images Depict lists are served."""
 
 from __future__ import annotations
 
+import io
+import os
+import subprocess
+import sys
+import tempfile
 from contextlib import contextmanager
 from datetime import date
+from pathlib import Path
 
+import httpx
 from gradio_client import Client, handle_file
+from PIL import Image
 
 import app
 from demo.load_settings import read_settings, widget_value
+from demo.results import private_dir
 from models.metadata import read_metadata
 from models.outputs import atomic_write, keep, recent
 from models.shapes import render
@@ -18,11 +28,11 @@ PROMPT = "a small red star at the top on a blue background"
 
 
 @contextmanager
-def running_app(preset):
+def running_app(preset, **client):
     blocks, url, _ = app.launch(app.parse_args(["--port", str(free_port()), "--preset", str(preset)]),
                                 prevent_thread_lock=True, quiet=True)  # fmt: skip
     try:
-        yield Client(url, verbose=False)
+        yield Client(url, verbose=False, **client)
     finally:
         blocks.close()
 
@@ -76,3 +86,62 @@ def test_writes_are_atomic_and_listed_newest_first(tmp_path):
     target = atomic_write(tmp_path / "manifest.jsonl", b"old")
     atomic_write(target, b"new")
     assert target.read_bytes() == b"new" and sorted(p.name for p in tmp_path.glob("manifest*")) == ["manifest.jsonl"]
+
+
+def test_gallery_copies_are_private_and_gone_at_exit(tmp_path):
+    script = """if True:
+        import os, stat
+        from PIL import Image
+        from demo.results import save_result
+        from models import Result
+        saved, warnings = save_result(Result([Image.new("RGB", (8, 8))], {"job": "text_to_image", "seed": 1}))
+        folder = os.path.dirname(os.path.dirname(saved[0][0]))
+        print(saved[0][0], folder, oct(stat.S_IMODE(os.stat(folder).st_mode)), warnings)
+    """
+    env = {**os.environ, "DEPICT_OUTPUTS": "off"}
+    run = subprocess.run([sys.executable, "-c", script], cwd=Path(app.__file__).parent, env=env, capture_output=True,
+                         text=True, timeout=120, check=False)  # fmt: skip
+    assert run.returncode == 0, run.stderr[-2000:]
+    copy, folder, mode, warnings = run.stdout.split()
+    assert (mode, warnings) == ("0o700", "[]") and Path(copy).is_relative_to(tempfile.gettempdir())
+    assert not Path(copy).exists() and not Path(folder).exists(), "the process's folder is removed when it exits"
+
+
+def test_no_copy_can_be_written_and_the_picture_still_comes_back(client, tmp_path, monkeypatch):
+    """Neither the gallery's copy nor the kept one can be written (a full disk behaves alike): the picture comes back
+    with its parameters and a note."""
+    (tmp_path / "a-file").write_text("not a folder")
+    monkeypatch.setenv("DEPICT_OUTPUTS", str(tmp_path / "a-file" / "outputs"))
+    gallery_dir = private_dir("gallery")
+    gallery_dir.mkdir(parents=True, exist_ok=True)
+    gallery_dir.rename(tmp_path / "set-aside")
+    gallery_dir.write_text("in the way")
+    try:
+        gallery, meta = client.predict(prompt=PROMPT, seed=5, api_name="/text_to_image")
+    finally:
+        gallery_dir.unlink()
+        (tmp_path / "set-aside").rename(gallery_dir)
+    assert read_metadata(gallery[0]["image"])["seed"] == 5
+    assert len(meta["warnings"]) == 1 and meta["warnings"][0].startswith("Could not keep this picture in ")
+
+
+def test_only_the_images_depict_lists_are_served(tiny_preset, monkeypatch):
+    """`DEPICT_OUTPUTS` may be a folder holding other files (`.` or `~`): none of them can be fetched, the results
+    can, and History lists only what Depict wrote."""
+    with tempfile.TemporaryDirectory(dir=Path.home(), prefix=".depict-test-") as home:  # outside cwd and /tmp, as ~
+        kept = Path(home)
+        monkeypatch.setenv("DEPICT_OUTPUTS", str(kept))
+        (kept / "secret.txt").write_text("a private note")
+        stray = kept / "Pictures" / date.today().isoformat() / "holiday.png"
+        stray.parent.mkdir(parents=True)
+        render(PROMPT, seed=2).save(stray)
+        with running_app(tiny_preset, download_files=False) as client:
+            gallery, _ = client.predict(prompt=PROMPT, seed=7, api_name="/text_to_image")
+            history = client.predict(api_name="/history")
+            fetch = client.src.rstrip("/") + "/gradio_api/file="
+            refused = [httpx.get(fetch + str(path)).status_code for path in (kept / "secret.txt", stray,
+                                                                             *kept.rglob("*-7-*.png"))]  # fmt: skip
+            served = [httpx.get(item["image"]["url"]) for item in (*gallery, *history)]
+    assert refused == [403, 403, 403]
+    assert [response.status_code for response in served] == [200, 200]
+    assert all(read_metadata(Image.open(io.BytesIO(response.content)))["seed"] == 7 for response in served)
