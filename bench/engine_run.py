@@ -37,7 +37,7 @@ def main(argv=None) -> dict:
     first = engine.text_to_image(PROMPT, **call)
     first_s = time.perf_counter() - started
     started = time.perf_counter()
-    warmed = engine.warm(width=args.size, height=args.size)
+    warmed = engine.warm(width=args.size, height=args.size, guidance=args.guidance)
     warm_s = time.perf_counter() - started
     prompts = new_prompts()
     later_ms = median_ms(lambda: engine.text_to_image(next(prompts), **call), args.repeats, warmup=0) if args.repeats else None

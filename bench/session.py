@@ -13,6 +13,7 @@ request waits more than twice its eager time". Random weights: the pictures are 
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import statistics
@@ -39,8 +40,10 @@ from bench.architectures import build, write_hub_cache_taesd
 from bench.machine import machine_facts
 from models import Engine
 from models.graphs import CLIP_TEXT, UNET, Positional, wait_for_builds
+from models.metrics import psnr, ssim
 
 STEPS = 1  # SD-Turbo
+TURBO = {"steps": STEPS, "guidance": 0.0}  # what a user sets for a plain folder (its defaults are diffusers': 25, 7.5)
 KEEP_LAYOUT = 0.5
 REQUESTS = (  # name, prompt, width, height, images
     ("512x512", "a lighthouse on a cliff at dusk", 512, 512, 1),
@@ -95,14 +98,14 @@ def run_depict(folder: Path) -> list[tuple[str, float]]:
     first = None
     for name, prompt, width, height, count in REQUESTS:
         started = time.perf_counter()
-        result = engine.text_to_image(prompt, width=width, height=height, num_images=count, seed=0)
+        result = engine.text_to_image(prompt, width=width, height=height, num_images=count, seed=0, **TURBO)
         times.append((name, time.perf_counter() - started))
         first = first or result.images[0]
     started = time.perf_counter()
-    engine.regenerate(first, REGENERATE, keep_layout=KEEP_LAYOUT, seed=0)
+    engine.regenerate(first, REGENERATE, keep_layout=KEEP_LAYOUT, seed=0, **TURBO)
     times.append(("regenerate, keep layout", time.perf_counter() - started))
     started = time.perf_counter()
-    engine.inpaint(first, mask(first.size), INPAINT, seed=0)
+    engine.inpaint(first, mask(first.size), INPAINT, seed=0, **TURBO)
     times.append(("inpaint", time.perf_counter() - started))
     started = time.perf_counter()
     wait_for_builds()  # the user keeps the app open: what this start queued is built for the next requests and start
@@ -182,15 +185,33 @@ def run_depict_warm(folder: Path, repeats: int = 5) -> list[tuple[str, float]]:
     engine = Engine(preset=str(folder))
     times = []
     for label, fast in (("TAESD", True), ("full VAE", False)):
-        engine.warm()
-        engine.text_to_image("a warm-up", fast_decode=fast)
-        engine.warm()  # the decoder's graph, built from the call before
+        engine.warm(guidance=0.0)
+        engine.text_to_image("a warm-up", fast_decode=fast, **TURBO)
+        engine.warm(guidance=0.0)  # the decoder's graph, built from the call before
         times.append((f"Depict, {label}: 512x512",
-                      median_s(lambda prompt: engine.text_to_image(prompt, fast_decode=fast), repeats)))  # fmt: skip
+                      median_s(lambda prompt: engine.text_to_image(prompt, fast_decode=fast, **TURBO), repeats)))  # fmt: skip
     return times
 
 
-RUNNERS = {"plain": run_plain, "depict": run_depict, "openvino": run_openvino, "depict-warm": run_depict_warm}
+def run_int8_weights(folder: Path, repeats: int = 5) -> list[tuple[str, float]]:
+    """Depict at 512x512, 1 step, TAESD, on OpenVINO with float UNet weights and with NNCF's int8 ones
+    (`DEPICT_QUANTIZE=int8`): the warm time over new prompts, and the int8 image's PSNR/SSIM against the float one."""
+    rows, images = [], {}
+    for label, mode in (("float", "off"), ("int8", "int8")):
+        os.environ["DEPICT_QUANTIZE"] = mode  # read when the model loads
+        engine = Engine(preset=str(folder))
+        engine.warm(guidance=0.0)
+        rows.append((f"Depict, UNet weights {label}: 512x512",
+                     median_s(lambda prompt: engine.text_to_image(prompt, **TURBO), repeats)))  # fmt: skip
+        images[label] = engine.text_to_image(REQUESTS[0][1], seed=0, **TURBO).images[0]
+        del engine
+        gc.collect()
+    return [*rows, ("int8 weights: PSNR against float, dB", psnr(images["int8"], images["float"])),
+            ("int8 weights: SSIM against float", ssim(images["int8"], images["float"]))]
+
+
+RUNNERS = {"plain": run_plain, "depict": run_depict, "openvino": run_openvino, "depict-warm": run_depict_warm,
+           "int8-weights": run_int8_weights}  # fmt: skip
 
 
 def session(runner: str, folder: Path, env: dict) -> dict[str, float]:
@@ -205,19 +226,25 @@ def session(runner: str, folder: Path, env: dict) -> dict[str, float]:
 def main(argv=None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("bench/results"))
-    parser.add_argument("--keep", type=Path, help="build the model folder here and keep it (default: a temp folder)")
+    parser.add_argument("--keep", type=Path, help="build the model folder here and keep it for later runs (default: a "
+                        "temp folder); the compile cache starts empty at every run")  # fmt: skip
     parser.add_argument("--run", choices=RUNNERS, help=argparse.SUPPRESS)  # one session, in this process
     parser.add_argument("--folder", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--int8-weights", action="store_true", help="only the NNCF int8-weights comparison")
     args = parser.parse_args(argv)
     if args.run:
         times = RUNNERS[args.run](args.folder)
-        print(json.dumps([(name, round(seconds, 2)) for name, seconds in times]), flush=True)
+        print(json.dumps([(name, round(seconds, 4)) for name, seconds in times]), flush=True)
         return []
     with tempfile.TemporaryDirectory() as scratch:
         root = args.keep or Path(scratch)
         folder = build("sd-turbo", root / "sd-turbo") / "text_to_image"  # a plain folder: no preset.json
         env = {"HF_HUB_CACHE": str(write_hub_cache_taesd(root / "hub")), "HF_HUB_OFFLINE": "1",
-               "DEPICT_COMPILE_CACHE": str(root / "compile_cache")}  # fmt: skip
+               "DEPICT_COMPILE_CACHE": str(Path(scratch) / "compile_cache")}  # fmt: skip
+        if args.int8_weights:
+            return write_rows([{"row": name, "value": value} for name, value in session("int8-weights", folder,
+                                                                                         env).items()],
+                              args.out / "int8_weights.jsonl")  # fmt: skip
         sessions = {
             "plain diffusers": session("plain", folder, env),
             "Depict, first start": session("depict", folder, env),  # the compile cache starts empty
@@ -226,6 +253,19 @@ def main(argv=None) -> list[dict]:
         }
         steady = {**session("openvino", folder, env), **session("depict-warm", folder, env)}
     return report(sessions, steady, args.out)
+
+
+def write_rows(rows: list[dict], path: Path) -> list[dict]:
+    """`rows` as JSON lines at `path`, each with the machine's facts; printed too."""
+    facts = machine_facts()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as stream:
+        for row in rows:
+            stream.write(json.dumps({**row, "machine": facts}) + "\n")
+    print(f"machine: {json.dumps(facts)}")
+    for row in rows:
+        print(json.dumps(row))
+    return rows
 
 
 def report(sessions: dict[str, dict[str, float]], steady: dict[str, float], out: Path) -> list[dict]:
@@ -247,12 +287,7 @@ def report(sessions: dict[str, dict[str, float]], steady: dict[str, float], out:
         rows.append({"request": f"steady state 512x512, 1 step, {label}", "OpenVINO alone": alone, "Depict": depict,
                      "speed-up": round(alone / depict, 2),
                      "OpenVINO alone, convert and compile": steady[f"OpenVINO alone, {label}: convert and compile"]})
-    facts = machine_facts()
-    out.mkdir(parents=True, exist_ok=True)
-    with open(out / "session.jsonl", "w") as stream:
-        for row in rows:
-            stream.write(json.dumps({**row, "machine": facts}) + "\n")
-    print(f"machine: {json.dumps(facts)}")
+    write_rows(rows, out / "session.jsonl")
     labels = list(sessions)
     print("| request | " + " | ".join(labels) + " | first / eager | second / eager |")
     print("|---" * (len(labels) + 3) + "|")

@@ -79,13 +79,15 @@ class Engine:
         return self.cache.get(self.preset(preset))
 
     def warm(self, preset: str | None = None, width: int | None = None, height: int | None = None,
-             num_images: int = 1) -> dict:  # fmt: skip
-        """Build every faster path of text -> image at this shape (None: the preset's size) and return when they are
-        ready: what runs there (`unet`: compiled, traced, int8 or float; `decoder`; the speed policy) and the seconds
-        it took. Requests never wait for these builds (they run eagerly until a build is ready); a long batch and the
-        benchmarks of warm speed call this first."""
+             num_images: int = 1, guidance: float | None = None) -> dict:  # fmt: skip
+        """Build every faster path of text -> image at this shape and guidance (None: the preset's) and return when
+        they are ready: what runs there (`unet`: compiled, openvino, traced, int8 or float; `decoder`; the speed
+        policy) and the seconds it took. Requests never wait for these builds (they run eagerly until a build is
+        ready); a long batch and the benchmarks of warm speed call this first. Its two images take one step each (the
+        graphs do not depend on the step count)."""
         started = time.perf_counter()
-        options = {"preset": preset, "width": width, "height": height, "num_images": num_images}
+        options = {"preset": preset, "width": width, "height": height, "num_images": num_images, "steps": 1,
+                   "guidance": guidance}  # fmt: skip
         self.text_to_image(WARM_PROMPT, **options)  # the first sight of each input signature starts its build
         wait_for_builds()
         ready = self.text_to_image(WARM_PROMPT, **options).metadata

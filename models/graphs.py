@@ -44,6 +44,13 @@ _PENDING_LOCK = threading.Lock()
 BUILD_NICENESS = 10
 _ACCEPTING = threading.Event()
 _ACCEPTING.set()
+# a build starts only when no request has run for this long: beside a request on 2 cores, a conversion and the
+# request's kernels fight for the cores and the memory (an SD-Turbo image took 525 s instead of ~10 s beside the
+# UNet's conversion); one already started runs to its end
+QUIET_BEFORE_BUILD_S = 1.0
+_REQUESTS = threading.Condition()
+_running_requests = 0
+_last_request_end = 0.0
 
 
 def _submit(build: Callable, *args) -> Future:
@@ -60,12 +67,39 @@ def _submit(build: Callable, *args) -> Future:
     return future
 
 
+@contextlib.contextmanager
+def request_running():
+    """Mark a request as running for the `with`: no build starts until none has run for `QUIET_BEFORE_BUILD_S`."""
+    global _running_requests, _last_request_end
+    with _REQUESTS:
+        _running_requests += 1
+    try:
+        yield
+    finally:
+        with _REQUESTS:
+            _running_requests -= 1
+            _last_request_end = time.monotonic()
+            _REQUESTS.notify_all()
+
+
+def _wait_for_quiet() -> None:
+    """Return once no request runs and none has ended within `QUIET_BEFORE_BUILD_S`."""
+    with _REQUESTS:
+        while True:
+            quiet = time.monotonic() - _last_request_end
+            if _running_requests == 0 and quiet >= QUIET_BEFORE_BUILD_S:
+                return
+            _REQUESTS.wait(None if _running_requests else QUIET_BEFORE_BUILD_S - quiet)
+
+
 def _work() -> None:
-    """The builder thread: niced, so builds (and the compilers they start) yield the CPU to requests."""
+    """The builder thread: niced, so builds (and the compilers they start) yield the CPU to requests, and each build
+    waits for a quiet moment (`request_running`)."""
     with contextlib.suppress(OSError, AttributeError):
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), BUILD_NICENESS)
     while True:
         future, build, args = _QUEUE.get()
+        _wait_for_quiet()
         if future.set_running_or_notify_cancel():
             try:
                 future.set_result(build(*args))

@@ -105,7 +105,8 @@ class LoadedPreset:
                 self.speed = replace(self.speed, compile=False, openvino=(), reasons=(*self.speed.reasons, str(error)))
         int8 = self.speed.quantize == "int8"
         self.attention = configure_pipeline(self.base, policy, self.speed.compile and not int8,  # int8: its own graph
-                                            self.speed.channels_last, self.speed.traced, self.speed.openvino)
+                                            self.speed.channels_last, self.speed.traced, self.speed.openvino,
+                                            self.speed.quantize == "int8-weights")  # fmt: skip
         self.scheduler_configs = {"text_to_image": dict(self.base.scheduler.config)}
         folders = [Path(preset.adapters_dir)] if preset.adapters_dir else []
         self.catalog = AdapterCatalog([*folders, adapters_dir()] if preset.offers_adapters() else [])
@@ -183,7 +184,7 @@ class LoadedPreset:
             **PIPELINE_LOAD_OPTIONS,
         )  # fmt: skip
         configure_pipeline(pipeline, self.policy, self.speed.compile, self.speed.channels_last, self.speed.traced,
-                           self.speed.openvino)  # fmt: skip
+                           self.speed.openvino, self.speed.quantize == "int8-weights")  # fmt: skip
         return pipeline
 
     def tiny_vae(self) -> AutoencoderTiny | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import importlib.util
 import json
 import logging
 import os
@@ -21,7 +22,7 @@ import openvino
 import torch
 
 from .compile_cache import OPENVINO, OPENVINO_BLOBS, config_of, prepare, prune, weights_digest
-from .graphs import GraphForward, Interface, Positional, graph_of, signature
+from .graphs import UNET, UNET_XL, GraphForward, Interface, Positional, graph_of, signature
 
 log = logging.getLogger(__name__)
 CONFIG = {"PERFORMANCE_HINT": "LATENCY"}
@@ -47,12 +48,17 @@ class Float32Boundary(torch.nn.Module):
         return tuple(o.float() for o in out) if isinstance(out, tuple) else out.float()
 
 
-def ir_path(recorded: Positional) -> Path:
-    """Where the module's IR lives: its name holds the weights, the class, its config and OpenVINO's version (one IR
-    serves every input shape: it is converted with dynamic dimensions)."""
+def nncf_available() -> bool:
+    return importlib.util.find_spec("nncf") is not None
+
+
+def ir_path(recorded: Positional, int8_weights: bool = False) -> Path:
+    """Where the module's IR lives: its name holds the weights (and whether NNCF made them int8), the class, its
+    config and OpenVINO's version (one IR serves every input shape: it is converted with dynamic dimensions)."""
     module = recorded.module
     facts = {"openvino": openvino.__version__, "class": type(module).__name__, "config": config_of(module),
-             "interface": [recorded.interface.names, recorded.interface.nested], "weights": weights_digest(recorded)}  # fmt: skip
+             "interface": [recorded.interface.names, recorded.interface.nested], "weights": weights_digest(recorded),
+             **({"nncf": "int8 weights"} if int8_weights else {})}  # fmt: skip
     key = hashlib.sha256(json.dumps(facts, sort_keys=True, default=str).encode()).hexdigest()[:20]
     return prepare() / OPENVINO / f"{type(module).__name__}-{key}.xml"
 
@@ -69,10 +75,11 @@ def read_ir(path: Path):
         return None
 
 
-def read_or_convert(recorded: Positional, example: tuple):
-    """The module's IR: read from the cache, else converted from the loaded module and saved (the weights file
-    first, the model file last, each written whole and renamed: a model file means a whole IR)."""
-    path = ir_path(recorded)
+def read_or_convert(recorded: Positional, example: tuple, int8_weights: bool = False):
+    """The module's IR: read from the cache, else converted from the loaded module (its weights made int8 by NNCF when
+    `int8_weights`) and saved (the weights file first, the model file last, each written whole and renamed: a model
+    file means a whole IR)."""
+    path = ir_path(recorded, int8_weights)
     model = read_ir(path)
     if model is not None:
         return model
@@ -80,6 +87,10 @@ def read_or_convert(recorded: Positional, example: tuple):
     boundary = Float32Boundary(recorded).eval()
     model = openvino.convert_model(boundary, example_input=tuple(t.float() if t.is_floating_point() else t
                                                                  for t in example))  # fmt: skip
+    if int8_weights:
+        import nncf  # an option's package: imported when asked for
+
+        model = nncf.compress_weights(model)  # int8, asymmetric, per output channel
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f"{path.stem}.{os.getpid()}.partial.xml")
     try:
@@ -122,13 +133,14 @@ def compiled_for(model, ir: Path, inputs: tuple, outputs: int, dtype: torch.dtyp
     return run
 
 
-def install(module: torch.nn.Module, interface: Interface) -> GraphForward:
+def install(module: torch.nn.Module, interface: Interface, int8_weights: bool = False) -> GraphForward:
     """Run `module` through OpenVINO, one compiled model per input signature (made in the background from the first
     call of a signature, from one IR per module; read on the caller's path where compiled before); the installed
-    stand-in, or the one already there."""
+    stand-in, or the one already there. `int8_weights`: a UNet's weights made int8 by NNCF (other modules keep theirs)."""
     installed = graph_of(module)
     if installed:
         return installed
+    int8_weights = int8_weights and interface in (UNET, UNET_XL)
     stand_in = GraphForward(module, interface, "openvino")
     recorded = Positional(module, stand_in.eager, interface).eval()
     dtype = next(module.parameters()).dtype
@@ -136,19 +148,19 @@ def install(module: torch.nn.Module, interface: Interface) -> GraphForward:
 
     def compiled(model, inputs: tuple) -> Callable:
         started = time.perf_counter()
-        run = compiled_for(model, ir_path(recorded), inputs, interface.outputs, dtype)
+        run = compiled_for(model, ir_path(recorded, int8_weights), inputs, interface.outputs, dtype)
         seconds = time.perf_counter() - started
         log.info("OpenVINO %s at %s ready in %.1fs", type(module).__name__, signature(inputs), seconds)
         return run
 
     def make(inputs: tuple) -> Callable:
         if "ir" not in converted:
-            converted["ir"] = read_or_convert(recorded, inputs)
+            converted["ir"] = read_or_convert(recorded, inputs, int8_weights)
         return compiled(converted["ir"], inputs)
 
     def read(inputs: tuple) -> Callable | None:
         """Compiled at these shapes before (by this or an earlier start): the IR and the blob are read now."""
-        path = ir_path(recorded)
+        path = ir_path(recorded, int8_weights)
         if not compiled_marker(path, inputs).is_file():
             return None
         if "ir" not in converted:

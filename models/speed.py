@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-from . import hub, quantize
+from . import hub, openvino_runtime, quantize
 from .cpu import cpu_has_native_bf16, cpu_has_vnni
 from .devices import DevicePolicy
 from .presets import Preset, is_available
@@ -41,7 +41,7 @@ class SpeedPolicy:
     openvino: tuple[str, ...]  # components run by OpenVINO (`models.openvino_runtime`): `unet`, `vae`, `text_encoder`,
     # `vae_tiny`
     traced: tuple[str, ...]  # components run as TorchScript graphs (`models.graphs`): `unet`, `vae`, `text_encoder`
-    quantize: str  # "int8" or "off"
+    quantize: str  # "int8" (a PT2E int8 UNet), "int8-weights" (OpenVINO's UNet with NNCF int8 weights) or "off"
     tiny_decoder: str | None  # folder or hub id of the AutoencoderTiny companion
     reasons: tuple[str, ...]
 
@@ -122,16 +122,21 @@ def decide(pipeline, preset: Preset, policy: DevicePolicy) -> SpeedPolicy:
     mode = compile_mode()
     quantizing = quantize_mode()
     plain = unet is not None and not (unet.config.get("addition_embed_type") or unet.config.get("time_cond_proj_dim"))
-    int8 = (policy.device == "cpu" and policy.dtype == torch.float32 and plain and quantizing != "off"
-            and quantize.available() and quantizing == "int8")  # fmt: skip
-    has_unet = unet is not None and not int8  # an int8 UNet runs its own graph
-    openvino = openvino_components(policy.device, large, mode, runtime_mode()) if has_unet else ()
+    on_openvino = openvino_components(policy.device, large, mode, runtime_mode()) if unet is not None else ()
+    int8 = (policy.device == "cpu" and policy.dtype == torch.float32 and plain and quantizing == "int8"
+            and quantize.available() and not on_openvino)  # fmt: skip
+    int8_weights = quantizing == "int8" and bool(on_openvino) and openvino_runtime.nncf_available()
+    openvino = () if int8 else on_openvino  # an int8 UNet runs its own graph
     compiled = unet is not None and mode != "off" and not policy.cpu_offload and (mode == "on" or large) and not openvino
     # `auto` stays float until int8 is measured faster at SD size with its compile paid once: Inductor cannot cache
     # the frozen int8 graph, so today every start would recompile it for minutes
-    reasons.append(f"int8 {'on' if int8 else 'off'} (DEPICT_QUANTIZE={quantizing}; VNNI {'yes' if vnni else 'no'}; "
-                   f"torchao {'installed' if quantize.available() else 'missing'}; "
-                   f"{'a plain' if plain else 'an SDXL- or LCM-conditioned'} UNet)")  # fmt: skip
+    if on_openvino:
+        reasons.append(f"int8 UNet weights {'on' if int8_weights else 'off'} (DEPICT_QUANTIZE={quantizing}; NNCF "
+                       f"{'installed' if openvino_runtime.nncf_available() else 'missing'})")  # fmt: skip
+    else:
+        reasons.append(f"int8 {'on' if int8 else 'off'} (DEPICT_QUANTIZE={quantizing}; VNNI {'yes' if vnni else 'no'}; "
+                       f"torchao {'installed' if quantize.available() else 'missing'}; "
+                       f"{'a plain' if plain else 'an SDXL- or LCM-conditioned'} UNet)")  # fmt: skip
     dtype = policy.dtype
     if policy.dtype_chosen:
         reasons.append(f"dtype {policy.key[1]} fixed (asked for, or shared with a base model)")
@@ -152,6 +157,6 @@ def decide(pipeline, preset: Preset, policy: DevicePolicy) -> SpeedPolicy:
     return SpeedPolicy(
         unet_parameters=count, family=family, device=policy.device, cpu_bf16=native_bf16, cpu_vnni=vnni,
         dtype=str(dtype).removeprefix("torch."), channels_last=nhwc_components(policy.device, dtype, large),
-        compile=compiled, openvino=openvino, traced=traced, quantize="int8" if int8 else "off", tiny_decoder=tiny_companion(preset, family),
+        compile=compiled, openvino=openvino, traced=traced, quantize="int8" if int8 else "int8-weights" if int8_weights else "off", tiny_decoder=tiny_companion(preset, family),
         reasons=tuple(reasons),
     )  # fmt: skip

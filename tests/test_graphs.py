@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import logging
 import threading
+import time
 from types import SimpleNamespace
 
 import numpy as np
@@ -82,6 +83,21 @@ def test_a_call_never_waits_for_a_graph_being_built(unet):
     release.set()
     assert graphs.wait_for_builds(timeout=120) and not stand_in.building
     assert torch.equal(unet(*tensors).sample, expected) and stand_in.calls == 1
+
+
+@torch.no_grad()
+def test_no_build_starts_while_a_request_runs(unet):
+    """A build waits until no request has run for `QUIET_BEFORE_BUILD_S` (on 2 cores a conversion beside a request
+    slowed it many times over); then it runs."""
+    stand_in = graphs.trace(unet, graphs.UNET)
+    trace, started = stand_in.make, []
+    stand_in.make = lambda example: started.append(time.monotonic()) or trace(example)
+    with graphs.request_running():
+        unet(*inputs())
+        assert not graphs.wait_for_builds(timeout=2 * graphs.QUIET_BEFORE_BUILD_S) and not started
+        ended = time.monotonic()
+    assert graphs.wait_for_builds(timeout=120) and started[0] - ended >= graphs.QUIET_BEFORE_BUILD_S
+    assert stand_in.graphs and not stand_in.building
 
 
 @torch.no_grad()

@@ -30,6 +30,7 @@ TRACED = ("unet", "vae", "text_encoder")
 
 
 OPENVINO = ("unet", "vae", "text_encoder", "vae_tiny")
+SMALL = {"width": 64, "height": 64, "steps": 2}  # a plain folder's defaults are diffusers' (512x512, 25 steps)
 
 
 @pytest.mark.parametrize(
@@ -160,6 +161,27 @@ def test_a_plain_sd_folder_runs_on_openvino_built_in_the_background_and_kept(tin
         _, failed = start()  # nothing converted, and conversion fails: torch, with the reason in the log
     assert failed.metadata["unet"] == "float" and failed.images[0].tobytes() == first.images[0].tobytes()
     assert "conversion failed" in caplog.text
+
+
+def test_int8_weights_on_openvino_shrink_the_unet_and_keep_its_image(tiny_preset, tmp_path, monkeypatch, taesd_cache):
+    """`DEPICT_QUANTIZE=int8` on the OpenVINO path: the UNet's weights made int8 by NNCF (an IR smaller than its float
+    weights), its image close to the float model's."""
+    folder = plain_folder(tiny_preset, tmp_path)
+    monkeypatch.setenv("DEPICT_COMPILE", "off")
+    floating = Engine(preset=str(folder)).text_to_image(PROMPT, seed=4, **SMALL)  # torch, float
+    monkeypatch.setenv("DEPICT_COMPILE", "auto")
+    monkeypatch.setenv("DEPICT_LARGE_UNET", str(LARGE))
+    monkeypatch.setenv("DEPICT_QUANTIZE", "int8")
+    monkeypatch.setenv("DEPICT_COMPILE_CACHE", str(tmp_path / "compile_cache"))
+    engine = Engine(preset=str(folder))
+    engine.text_to_image(PROMPT, seed=4, **SMALL)
+    assert graphs.wait_for_builds(timeout=600)
+    int8 = engine.text_to_image(PROMPT, seed=4, **SMALL)
+    assert int8.metadata["unet"] == "openvino" and int8.metadata["speed_policy"]["quantize"] == "int8-weights"
+    (weights,) = (tmp_path / "compile_cache" / "openvino").glob("UNet2DConditionModel-*.bin")
+    float_bytes = sum(p.numel() * 4 for p in engine.load().base.unet.parameters())
+    assert weights.stat().st_size < 0.8 * float_bytes, (weights.stat().st_size, float_bytes)
+    assert psnr(int8.images[0], floating.images[0]) > 30
 
 
 def test_no_tiny_decoder_for_a_latent_family_without_one(tiny_preset, tmp_path, taesd_cache):
@@ -321,6 +343,7 @@ def test_compile_never_holds_a_request_is_paid_once_and_survives_a_corrupt_libra
         (LARGE, True, "off", "auto", "off"),  # uncompiled int8 is slower than float: not by default
         (None, False, "off", "int8", "int8"),  # asked for
         (LARGE, True, "auto", "off", "off"),
+        (LARGE, False, "auto", "int8", "int8-weights"),  # a large UNet on OpenVINO: NNCF's int8 weights
     ],
 )  # fmt: skip
 def test_int8_where_it_pays(engine, monkeypatch, threshold, vnni, compile_env, quantize_env, expected):

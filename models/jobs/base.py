@@ -12,6 +12,7 @@ from PIL import Image
 
 from .. import hub
 from ..control import JobControl
+from ..graphs import request_running
 from ..loaded_preset import LoadedPreset, RunOutput
 from ..pipelines import PipelineCache
 from ..presets import Preset
@@ -74,7 +75,7 @@ class Job:
 
     def __call__(self, params, control: JobControl | None = None) -> Result:
         """Run the job; a first download of the preset's files reports its progress to `control`."""
-        with hub.downloads_reported_to(control.report if control else None):
+        with hub.downloads_reported_to(control.report if control else None), request_running():
             return self._call(params, control)
 
     def _call(self, params, control: JobControl | None) -> Result:
