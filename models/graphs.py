@@ -123,18 +123,22 @@ def builds_paused():
         _ACCEPTING.set()
 
 
-def stop_builds() -> None:
-    """Start no more builds (calls of new signatures stay eager) and drop the queued ones; the running one, if any,
-    finishes. At exit."""
-    _ACCEPTING.clear()
+def cancel_builds() -> None:
+    """Drop the queued builds (their signatures are built when next called) and wait for the running one."""
     with _PENDING_LOCK:
         pending = set(_PENDING)
     for future in pending:
         future.cancel()  # a queued build; the running one goes on
-    if not wait(pending, timeout=1).not_done:
-        return
-    log.info("waiting for a graph being built before exiting")
-    wait(pending)
+    if wait(pending, timeout=1).not_done:
+        log.info("waiting for a graph being built")
+        wait(pending)
+
+
+def stop_builds() -> None:
+    """Start no more builds (calls of new signatures stay eager) and drop the queued ones; the running one, if any,
+    finishes. At exit."""
+    _ACCEPTING.clear()
+    cancel_builds()
 
 
 atexit.register(stop_builds)
@@ -262,7 +266,8 @@ class GraphForward:
             return graph
         self.building.add(key)
         example = tuple(t.detach().clone() for t in inputs)  # the request goes on with its own tensors
-        _submit(self._build, key, example)
+        future = _submit(self._build, key, example)
+        future.add_done_callback(lambda done: done.cancelled() and self.building.discard(key))
         return None
 
     def _read(self, key: tuple, inputs: tuple) -> Callable | None:

@@ -102,7 +102,9 @@ def read_or_convert(recorded: Positional, example: tuple, int8_weights: bool = F
         partial.with_suffix(".bin").unlink(missing_ok=True)
     log.info("converted %s to OpenVINO in %.1fs", type(recorded.module).__name__, time.perf_counter() - started)
     prune(path.parent.parent)
-    return model
+    # read back from its file: a model compiled from the converted one (its weights in this process's memory) writes
+    # its weights into every blob (3.5 GB per shape for SD-Turbo's UNet), one read from a file writes weightless blobs
+    return core().read_model(path)
 
 
 def compiled_marker(ir: Path, inputs: tuple) -> Path:

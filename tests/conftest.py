@@ -9,8 +9,16 @@ import socket  # noqa: E402
 import pytest  # noqa: E402
 from gradio_client import Client  # noqa: E402
 
-from models import Engine  # noqa: E402
+from models import Engine, graphs  # noqa: E402
 from tests.tiny_models import build_tiny_preset  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def no_builds_left_behind():
+    """A test's background builds end with it (queued ones dropped, the running one awaited): they would otherwise
+    run into the tests after it (a compile primed at load takes a minute)."""
+    yield
+    graphs.cancel_builds()
 
 
 def free_port() -> int:
