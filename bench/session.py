@@ -220,6 +220,7 @@ def session(runner: str, folder: Path, env: dict) -> dict[str, float]:
     done = subprocess.run(command, env={**os.environ, **env}, capture_output=True, text=True, check=False)
     if done.returncode:
         raise RuntimeError(f"{runner} session failed:\n{done.stderr[-3000:]}")
+    print(f"{runner} {env.get('DEPICT_COMPILE', '')}: {done.stdout.strip().splitlines()[-1]}", file=sys.stderr, flush=True)
     return dict(json.loads(done.stdout.strip().splitlines()[-1]))
 
 
