@@ -16,6 +16,7 @@ from pathlib import Path
 
 from safetensors import safe_open
 
+from . import hub
 from .settings import LIMITS
 
 log = logging.getLogger(__name__)
@@ -118,10 +119,11 @@ class AdapterState:
         """Merge the preset's always-on adapters (name -> (repo or folder, weight file)) into the base weights.
 
         Fused, they cost nothing per step; their LoRA layers are then unloaded, so switching or disabling the
-        request's adapters never touches them.
+        request's adapters never touches them. A hub repo's file is fetched into the hub cache first when missing.
         """
         for name, (source, weight_name) in sources.items():
-            self._load(pipeline, name, source, weight_name)
+            folder = source if Path(source).is_dir() else hub.snapshot_folder(source, [weight_name])
+            self._load(pipeline, name, folder, weight_name)
         names = [self.loaded.pop(name) for name in sources]
         pipeline.set_adapters(names, adapter_weights=[1.0] * len(names))
         pipeline.fuse_lora(adapter_names=names, lora_scale=1.0)

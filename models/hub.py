@@ -1,8 +1,11 @@
-"""The files each hub preset needs from each allow-listed repo, and their download (logged as it goes).
+"""The files each hub preset needs from each allow-listed repo, which of them the hub cache lacks, and their
+download (logged as it goes).
 
 Only what `from_pretrained` reads: configs, tokenizer files and one safetensors file per weight, fp32 on CPU and the
 `*.fp16.safetensors` variant on CUDA where the repo has one; never ONNX exports, `.bin` duplicates or single-file
-checkpoints. `python -m models.hub [PRESET] [--fp16]` prints the `hf download` lines (the README lists them).
+checkpoints. Each file is checked in the cache on its own, so a repo partly cached (by another preset, by the other
+precision's `hf download` lines, by an interrupted download) gets the rest when the hub answers.
+`python -m models.hub [PRESET] [--fp16]` prints the `hf download` lines (the README lists them).
 """
 
 from __future__ import annotations
@@ -13,27 +16,31 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from pathlib import Path
 
 import torch
-from huggingface_hub import snapshot_download
+from huggingface_hub import get_cached_repo_tree, snapshot_download, try_to_load_from_cache
+from huggingface_hub.errors import CachedRepoTreeNotFoundError
 from tqdm.auto import tqdm
 
-from .presets import HUB_PRESETS, Preset
+from .errors import PresetUnavailable
+from .presets import HUB_PRESETS, Preset, hub_reachable
 
 log = logging.getLogger(__name__)
 
 _TOKENIZER = ("vocab.json", "merges.txt", "special_tokens_map.json", "tokenizer_config.json")
+WEIGHTS, OPTIONAL = "weights", "optional"  # a file's kind: varies with the precision; may be absent from the repo
 
 
 def _pipeline(models: tuple[str, ...], encoders: tuple[str, ...], tokenizers: tuple[str, ...]) -> dict[str, str]:
-    """A diffusers pipeline repo's files: path -> weight suffix to vary (`""` for files without variants)."""
+    """A diffusers pipeline repo's files: path -> kind (`WEIGHTS` for the weights to vary, `""` for the rest)."""
     files = {"model_index.json": "", "scheduler/scheduler_config.json": ""}
     for folder in tokenizers:
         files.update({f"{folder}/{name}": "" for name in _TOKENIZER})
     for folder in models:
-        files.update({f"{folder}/config.json": "", f"{folder}/diffusion_pytorch_model.safetensors": "weights"})
+        files.update({f"{folder}/config.json": "", f"{folder}/diffusion_pytorch_model.safetensors": WEIGHTS})
     for folder in encoders:
-        files.update({f"{folder}/config.json": "", f"{folder}/model.safetensors": "weights"})
+        files.update({f"{folder}/config.json": "", f"{folder}/model.safetensors": WEIGHTS})
     return files
 
 
@@ -47,10 +54,13 @@ REPOS: dict[str, dict[str, str]] = {
     "latent-consistency/lcm-lora-sdv1-5": {"pytorch_lora_weights.safetensors": ""},
     "madebyollin/taesd": _AUTOENCODER_TINY,
     "madebyollin/taesdxl": _AUTOENCODER_TINY,
-    "florence-community/Florence-2-base": {name: "" for name in (
-        "config.json", "generation_config.json", "model.safetensors", "processor_config.json", "tokenizer.json",
-        "tokenizer_config.json")},  # fmt: skip
-}
+    # converted with transformers 4.56: the image processor in `preprocessor_config.json`; its tokenizer files may
+    # include the BPE files and a special tokens map beside `tokenizer.json`
+    "florence-community/Florence-2-base": {
+        **dict.fromkeys(("config.json", "generation_config.json", "model.safetensors", "preprocessor_config.json",
+                         "processor_config.json", "tokenizer.json", "tokenizer_config.json"), ""),
+        **dict.fromkeys(("vocab.json", "merges.txt", "special_tokens_map.json"), OPTIONAL)},
+}  # fmt: skip
 TINY_AUTOENCODERS = {"sd": "madebyollin/taesd", "sdxl": "madebyollin/taesdxl"}  # latent family -> its tiny decoder
 FAMILIES = {"stabilityai/sd-turbo": "sd", "stabilityai/sdxl-turbo": "sdxl",
             "stable-diffusion-v1-5/stable-diffusion-v1-5": "sd"}  # fmt: skip
@@ -75,14 +85,19 @@ def reference_files(spec: str) -> list[str]:
     return [path, f"{subfolder}/image_encoder/config.json", f"{subfolder}/image_encoder/model.safetensors"]
 
 
+def repo_files(repo: str, fp16: bool = False) -> list[str]:
+    """Every file an allow-listed repo's model loads from (fp16 weights where the repo has them, when `fp16`)."""
+    name = variant(repo, torch.float16 if fp16 else torch.float32)
+    return [_with_variant(path, name) if kind == WEIGHTS else path for path, kind in REPOS[repo].items()]
+
+
 def files(preset: Preset, fp16: bool = False) -> dict[str, list[str]]:
     """Repo -> the exact files `preset` loads from it (fp16 weights where the repo has them, when `fp16`)."""
     needed: dict[str, list[str]] = {}
     tiny = TINY_AUTOENCODERS.get(FAMILIES.get(preset.text_to_image))  # the speed policy's decoder for its family
     sources = [*preset.sources().values(), tiny, (preset.speed_adapter or "").partition(":")[0]]
     for source in filter(lambda source: source in REPOS, sources):  # hub ids; a local preset's folders need nothing
-        name = variant(source, torch.float16 if fp16 else torch.float32)
-        paths = [_with_variant(path, name) if kind else path for path, kind in REPOS[source].items()]
+        paths = repo_files(source, fp16)
         if source == preset.instruct_edit and preset.instruct_shares_components:  # its VAE and text encoder: the base's
             paths = [path for path in paths if not path.startswith(_SHARED_WITH_BASE)]
         needed[source] = paths
@@ -151,14 +166,77 @@ def _progress_class(repo: str, report: Callable[[str], None] | None, expected: i
     return Progress
 
 
+def optional(repo: str, path: str) -> bool:
+    """Whether `path` may be absent from `repo` (a file some conversions write and others do not)."""
+    return REPOS.get(repo, {}).get(path) == OPTIONAL
+
+
+def _listed(repo: str) -> set[str] | None:
+    """The repo's file names as huggingface_hub cached them with its last snapshot download; None if not cached."""
+    try:
+        return {file.path for file in get_cached_repo_tree(repo)}
+    except CachedRepoTreeNotFoundError:
+        return None
+
+
+def missing(repo: str, paths: list[str]) -> list[str]:
+    """The `paths` of `repo` that the hub cache lacks, each checked on its own. An optional file is missing only
+    while the repo may hold it: not once huggingface_hub's cached listing of the repo, or its record of a file the
+    hub said it lacks, shows it is absent."""
+    found = {path: try_to_load_from_cache(repo, path) for path in paths}  # a path, `.no_exist/`'s marker or None
+    absent = [path for path, hit in found.items() if not isinstance(hit, str)]
+    if any(optional(repo, path) for path in absent):
+        listed = _listed(repo)
+        absent = [path for path in absent
+                  if not optional(repo, path) or (found[path] is None and (listed is None or path in listed))]  # fmt: skip
+    return absent
+
+
+def fetch_missing(repo: str, paths: list[str]) -> list[str]:
+    """Download `paths` of `repo` when the hub cache lacks some and the hub answers; the required files still
+    missing (empty: everything loads from the cache)."""
+    if not missing(repo, paths):
+        return []
+    if hub_reachable():
+        download(repo, paths)
+        return []
+    return missing(repo, [path for path in paths if not optional(repo, path)])
+
+
+def snapshot_folder(repo: str, paths: list[str]) -> str:
+    """The hub cache's folder holding `paths` of `repo` (fetched first if some are missing), for loaders that read a
+    local folder; `PresetUnavailable` naming the missing files when the hub cannot be reached."""
+    absent = fetch_missing(repo, paths)
+    if absent:
+        raise PresetUnavailable(
+            f"{repo} is not fully downloaded ({', '.join(absent)} missing) and the Hugging Face hub cannot be "
+            f"reached. Connect to the internet or run `hf download {repo} {' '.join(paths)}`."
+        )
+    first = paths[0]
+    return str(Path(try_to_load_from_cache(repo, first)).parents[first.count("/")])
+
+
+def _check_listing(repo: str, paths: list[str], listing: list) -> None:
+    """`PresetUnavailable` naming the required files of `paths` that the repo's listing (a dry run's) lacks."""
+    listed = {file.filename for file in listing}
+    gone = [path for path in paths if path not in listed and not optional(repo, path)]
+    if gone:
+        raise PresetUnavailable(f"The hub repo {repo} no longer holds {', '.join(gone)}, which Depict loads: the repo "
+                                "has changed; update Depict or use another preset.")  # fmt: skip
+
+
 def download(repo: str, paths: list[str]) -> str:
     """Fetch `paths` of `repo` into the hub cache (`HF_HUB_CACHE`/`HF_HOME`), reporting progress to the log and to
-    the running job (`downloads_reported_to`); the snapshot path."""
-    pending = [f for f in snapshot_download(repo, allow_patterns=paths, dry_run=True) if f.will_download]
+    the running job (`downloads_reported_to`); the snapshot path. Optional names the repo lacks are skipped; a
+    required one it lacks is a `PresetUnavailable` naming it, before any byte is fetched."""
+    listing = snapshot_download(repo, allow_patterns=paths, dry_run=True)
+    _check_listing(repo, paths, listing)
+    pending = [f for f in listing if f.will_download]
     expected = sum(f.file_size or 0 for f in pending)  # what is not cached yet: the messages' total
     report = _listener.get()
-    _announce(f"Downloading {repo} ({len(pending)} files) into the hub cache: the first use of this preset waits for "
-              "it.", report)  # fmt: skip
+    if pending:  # else only huggingface_hub's listing of the repo is new: it records which optional files it lacks
+        _announce(f"Downloading {repo} ({len(pending)} files) into the hub cache: the first use of this preset waits "
+                  "for it.", report)  # fmt: skip
     return snapshot_download(repo, allow_patterns=paths, tqdm_class=_progress_class(repo, report, expected))
 
 

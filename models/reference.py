@@ -9,6 +9,9 @@ from __future__ import annotations
 import logging
 import time
 from contextlib import contextmanager
+from pathlib import Path
+
+from . import hub
 
 log = logging.getLogger(__name__)
 
@@ -24,9 +27,11 @@ def style_only_scale(pipeline, weight: float) -> dict:
 
 
 class ReferenceAdapter:
-    """An IP-Adapter named `repo:subfolder/weight.safetensors`, with its image encoder from `subfolder/image_encoder`."""
+    """An IP-Adapter named `repo:subfolder/weight.safetensors`, with its image encoder from `subfolder/image_encoder`;
+    a hub repo's files are fetched into the hub cache (`hub.snapshot_folder`) the first time a reference is used."""
 
     def __init__(self, spec: str):
+        self.spec = spec
         self.source, _, path = spec.partition(":")
         self.subfolder, _, self.weight_name = path.rpartition("/")
         self._states = None  # (plain attention processors, the adapter's processors, the image projection)
@@ -35,7 +40,9 @@ class ReferenceAdapter:
         started = time.perf_counter()
         unet = pipeline.unet
         plain = dict(unet.attn_processors)
-        pipeline.load_ip_adapter(self.source, subfolder=self.subfolder, weight_name=self.weight_name)
+        local = Path(self.source).is_dir()
+        folder = self.source if local else hub.snapshot_folder(self.source, hub.reference_files(self.spec))
+        pipeline.load_ip_adapter(folder, subfolder=self.subfolder, weight_name=self.weight_name)
         self._states = (plain, dict(unet.attn_processors), unet.encoder_hid_proj)
         log.info("loaded IP-Adapter %s/%s in %.2fs", self.source, self.weight_name, time.perf_counter() - started)
 

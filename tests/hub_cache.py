@@ -43,7 +43,6 @@ from transformers.convert_slow_tokenizer import bytes_to_unicode  # GPT-2's byte
 from transformers.models.florence2.configuration_florence2 import Florence2VisionConfig
 
 from bench.hub_snapshot import snapshot
-from tests.tiny_models import save_lora
 
 WIDTH = 32  # text-encoder width and the UNets' first block (the real ones: 768-1280 and 320)
 _NOISE = {"beta_start": 0.00085, "beta_end": 0.012, "beta_schedule": "scaled_linear", "num_train_timesteps": 1000,
@@ -154,9 +153,30 @@ def sd15(root: Path) -> tuple[StableDiffusionPipeline, CLIPTokenizer]:
     return pipeline, tokenizer
 
 
+# what LCM-LoRA trains (diffusers' consistency distillation script): attention, feed-forward, resnet and sampler layers
+LCM_LORA_TARGETS = ["to_q", "to_k", "to_v", "to_out.0", "proj_in", "proj_out", "ff.net.0.proj", "ff.net.2", "conv1",
+                    "conv2", "conv_shortcut", "downsamplers.0.conv", "upsamplers.0.conv", "time_emb_proj"]  # fmt: skip
+
+
+def kohya_lora(unet: UNet2DConditionModel, rank: int = 4, seed: int = 4) -> dict[str, torch.Tensor]:
+    """A random LoRA for `unet` in kohya's key format, as `latent-consistency/lcm-lora-sdv1-5` ships it:
+    `lora_unet_<module path with _>.lora_down.weight`, `.lora_up.weight` and `.alpha` per layer."""
+    torch.manual_seed(seed)
+    tensors = {}
+    for name, module in unet.named_modules():
+        if not any(name == target or name.endswith(f".{target}") for target in LCM_LORA_TARGETS):
+            continue
+        key = "lora_unet_" + name.replace(".", "_")
+        shape = module.weight.shape  # a convolution's down projection keeps its kernel, its up projection is 1x1
+        tensors[f"{key}.lora_down.weight"] = torch.randn(rank, *shape[1:]) * 0.1
+        tensors[f"{key}.lora_up.weight"] = torch.randn(shape[0], rank, *[1] * (len(shape) - 2)) * 0.1
+        tensors[f"{key}.alpha"] = torch.tensor(float(rank))
+    return tensors
+
+
 def lcm_lora(root: Path, unet: UNet2DConditionModel) -> None:
-    """`latent-consistency/lcm-lora-sdv1-5`: one `pytorch_lora_weights.safetensors`, no config."""
-    save_lora(unet, snapshot(root, "latent-consistency/lcm-lora-sdv1-5"), "pytorch_lora_weights", seed=4)
+    """`latent-consistency/lcm-lora-sdv1-5`: one `pytorch_lora_weights.safetensors` in kohya's format, no config."""
+    save_file(kohya_lora(unet), snapshot(root, "latent-consistency/lcm-lora-sdv1-5") / "pytorch_lora_weights.safetensors")
 
 
 def instruct_pix2pix(root: Path, sd15_pipeline: StableDiffusionPipeline) -> None:
@@ -200,6 +220,23 @@ def florence2(root: Path) -> None:
                              image_token_id=tokenizer.image_token_id)  # fmt: skip
     Florence2ForConditionalGeneration(config).save_pretrained(folder)
     processor.save_pretrained(folder)
+    as_converted_by_transformers_4_56(folder, tokenizer)
+
+
+def as_converted_by_transformers_4_56(folder: Path, tokenizer) -> None:
+    """The processor files as the repo holds them (converted with transformers 4.56): the image processor in
+    `preprocessor_config.json`, only the processor's own settings in `processor_config.json`, and the tokenizer's
+    BPE files and special tokens map beside `tokenizer.json`."""
+    spec = json.loads((folder / "processor_config.json").read_text())
+    images = spec.pop("image_processor")
+    (folder / "preprocessor_config.json").write_text(json.dumps({**images, "processor_class": spec["processor_class"]},
+                                                                indent=2))  # fmt: skip
+    (folder / "processor_config.json").write_text(json.dumps(spec, indent=2))
+    vocab = dict(sorted(tokenizer.get_vocab().items(), key=lambda item: item[1]))
+    (folder / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False))
+    (folder / "merges.txt").write_text("#version: 0.2\n")
+    special = {"bos_token": "<s>", "eos_token": "</s>", "pad_token": "<pad>", "unk_token": "<unk>", "mask_token": "<mask>"}
+    (folder / "special_tokens_map.json").write_text(json.dumps(special))
 
 
 def _ip_adapter_weights(unet: UNet2DConditionModel, image_dim: int) -> dict[str, torch.Tensor]:

@@ -20,8 +20,9 @@ import pytest
 from diffusers import AutoencoderTiny
 from safetensors.numpy import save_file
 
+from bench.hub_snapshot import snapshot
 from models import hub
-from models.presets import HUB_PRESETS
+from models.presets import CAPTIONER, HUB_PRESETS
 from tests import hub_cache
 from tests.fake_hub import FakeHub
 
@@ -152,3 +153,150 @@ print(json.dumps(runs))
     assert not any("sd-turbo" in path or "README" in path for _, path in requests), requests  # the rest: cached
 
     assert later["decoder"] == "tiny" and not any(m.startswith("Downloading") for m in later["messages"]), later
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory) -> Path:
+    """A fabricated hub cache (`tests/hub_cache.py`) whose snapshot folders the fake hub serves as the real repos."""
+    root = tmp_path_factory.mktemp("served")
+    hub_cache.sd_turbo(root)
+    hub_cache.instruct_pix2pix(root, hub_cache.sd15(root)[0])
+    hub_cache.florence2(root)
+    return root
+
+
+INSTRUCT, TURBO, FLORENCE = "timbrooks/instruct-pix2pix", "stabilityai/sd-turbo", CAPTIONER
+FIRST_CACHED = {  # what an earlier run left in the cache -> (repo, loader, preset, role, fp16)
+    "another preset's share": (hub.files(HUB_PRESETS["sd15-lcm"])[INSTRUCT],
+                               (INSTRUCT, "StableDiffusionInstructPix2PixPipeline", "sd-turbo", "instruct_edit", False)),
+    "the fp32 download lines, loaded in fp16": (hub.files(HUB_PRESETS["sd-turbo"])[TURBO],
+                                                (TURBO, "AutoPipelineForText2Image", "sd-turbo", "text_to_image", True)),
+    "an interrupted first download": (["model_index.json", "unet/config.json", "unet/diffusion_pytorch_model.safetensors"],
+                                      (TURBO, "AutoPipelineForText2Image", "sd-turbo", "text_to_image", False)),
+}  # fmt: skip
+LOAD = """
+import os, torch, diffusers
+from models import hub
+from models.errors import PresetUnavailable
+from models.loading import PIPELINE_LOAD_OPTIONS, load_pretrained
+from models.presets import HUB_PRESETS
+repo, loader, preset, role, fp16 = {case!r}
+hub.download(repo, {first!r})  # the earlier run, through huggingface_hub: it caches the repo's listing too
+preset = HUB_PRESETS[preset]
+options = dict(PIPELINE_LOAD_OPTIONS, dtype=torch.float16 if fp16 else torch.float32, variant="fp16" if fp16 else None)
+load = lambda: load_pretrained(getattr(diffusers, loader).from_pretrained, repo, preset, role, **options)
+os.environ["HF_HUB_OFFLINE"] = "1"  # Depict's own switch, read per call: the hub does not answer
+try:
+    load()
+    offline = ""
+except PresetUnavailable as error:
+    offline = str(error)
+del os.environ["HF_HUB_OFFLINE"]
+messages = []
+with hub.downloads_reported_to(messages.append):
+    pipeline = load()
+needed = hub.files(preset, fp16)[repo]
+print(json.dumps({{"offline": offline, "messages": messages, "unet": str(pipeline.unet.dtype),
+                   "still_missing": hub.missing(repo, needed), "needed": needed}}))
+"""
+
+
+@pytest.mark.parametrize("first", FIRST_CACHED)
+def test_a_partly_cached_repo_gets_the_rest_of_its_files_when_the_hub_answers(served, tmp_path, first):
+    """Each file is checked in the cache on its own: a repo partly cached (by another preset, by the fp32 download
+    lines, by an interrupted download) is completed from the hub, only what is missing; offline, the user is told
+    which files are missing."""
+    cached, case = FIRST_CACHED[first]
+    repo, fp16 = case[0], case[4]
+    with FakeHub({repo: snapshot(served, repo)}) as fake:
+        seen, _ = run_python(LOAD.format(case=case, first=cached), fake.env(os.environ, tmp_path / "hub"))
+    rest = [path for path in seen["needed"] if path not in cached]
+    assert rest and f"Preset 'sd-turbo' needs {repo}, which is not downloaded" in seen["offline"], seen["offline"]
+    assert f"(the hub cache lacks {rest[0]}, " in seen["offline"], seen["offline"]
+    start = f"Downloading {repo} ({len(rest)} files) into the hub cache: the first use of this preset waits for it."
+    assert seen["messages"][0] == start and progress(seen["messages"])[-1][3] == 100, seen["messages"]
+    assert seen["still_missing"] == [] and seen["unet"] == ("torch.float16" if fp16 else "torch.float32")
+    fetched = {path.split("/", 5)[-1] for method, path in fake.requests if method == "GET" and "/resolve/" in path}
+    assert not fetched & set(cached), fetched  # nothing cached is fetched again
+
+
+FLORENCE_LOAD = """
+import torch
+from models import hub
+from models.captioner import Captioner
+from models.devices import DevicePolicy
+from models.errors import PresetUnavailable
+from models.loading import load_pretrained
+from models.presets import CAPTIONER, HUB_PRESETS
+needed = hub.files(HUB_PRESETS["sd-turbo"])[CAPTIONER]
+policy = DevicePolicy("cpu", torch.float32, attention_slicing=False, vae_tiling=False, cpu_offload=False)
+try:
+    captioner = load_pretrained(Captioner, CAPTIONER, HUB_PRESETS["sd-turbo"], "captioner", policy=policy)
+    print(json.dumps({"loaded": type(captioner.model).__name__, "still_missing": hub.missing(CAPTIONER, needed)}))
+except PresetUnavailable as error:
+    print(json.dumps({"error": str(error)}))
+"""
+
+
+@pytest.mark.parametrize("layout, removed", [
+    ("older (transformers 4.56)", ()),
+    ("without the optional tokenizer files", ("vocab.json", "merges.txt", "special_tokens_map.json")),
+    ("without a required file", ("preprocessor_config.json",)),
+])  # fmt: skip
+def test_florence_files_as_the_repo_holds_them(served, tmp_path, layout, removed):
+    """Florence-2's processor files: `preprocessor_config.json` beside `processor_config.json` is downloaded; the
+    tokenizer's BPE files and special tokens map when the repo has them (once: the cached listing says which it
+    lacks); a required file gone from the repo is a sentence naming it, checked against the dry run's listing."""
+    repo = tmp_path / "florence"
+    shutil.copytree(snapshot(served, FLORENCE), repo)
+    for name in removed:
+        (repo / name).unlink()
+    with FakeHub({FLORENCE: repo}) as fake:
+        seen, _ = run_python(FLORENCE_LOAD, fake.env(os.environ, tmp_path / "hub"))
+    if "preprocessor_config.json" in removed:
+        assert seen["error"] == (f"The hub repo {FLORENCE} no longer holds preprocessor_config.json, which Depict "
+                                 "loads: the repo has changed; update Depict or use another preset.")  # fmt: skip
+        fetched = [path for method, path in fake.requests if method == "GET" and not path.startswith("/api/models/")]
+        assert not fetched, fetched  # the dry run's listing only: no byte fetched
+        return
+    assert seen == {"loaded": "Florence2ForConditionalGeneration", "still_missing": []}, seen
+    cached = {p.name for p in (tmp_path / "hub").glob("models--*/snapshots/*/*")}
+    assert cached == {p.name for p in repo.iterdir()}, cached  # every file of the repo (no README, .gitattributes)
+
+
+ADAPTERS_LOAD = """
+from PIL import Image
+from models import Engine
+from models.control import JobControl
+messages = []
+result = Engine().style_transfer(Image.new("RGB", (64, 64), "red"), style_image=Image.new("RGB", (64, 64), "blue"),
+                                 prompt="a red square", preset="sd15-lcm",
+                                 control=JobControl(on_message=messages.append))
+print(json.dumps({"messages": messages, "style_image": result.metadata["style_image"]}))
+"""
+
+
+def test_lcm_lora_and_ip_adapter_download_with_progress(tmp_path):
+    """sd15-lcm's LCM-LoRA (fused when the preset loads) and IP-Adapter (loaded by the first reference image) come
+    through `hub.download` like the rest: their progress reaches the job and the log."""
+    cache, served = tmp_path / "hub", tmp_path / "served"
+    unet = hub_cache.sd15(cache)[0].unet
+    hub_cache.taesd(cache)
+    hub_cache.lcm_lora(served, unet)
+    hub_cache.ip_adapter(served)
+    preset = HUB_PRESETS["sd15-lcm"]
+    hub_cache.keep_only(cache, {repo: set(paths) for repo, paths in hub.files(preset).items()
+                                if repo in (preset.text_to_image, "madebyollin/taesd")})  # fmt: skip
+    lora, adapter = "latent-consistency/lcm-lora-sdv1-5", "h94/IP-Adapter"
+    hub_cache.keep_only(served, {adapter: set(hub.files(preset)[adapter])})
+    env = {**os.environ, "DEPICT_ADAPTERS": str(tmp_path / "no_user_adapters")}
+    with FakeHub({lora: snapshot(served, lora), adapter: snapshot(served, adapter)}) as fake:
+        seen, log = run_python(ADAPTERS_LOAD, fake.env(env, cache))
+    messages = seen["messages"]
+    assert seen["style_image"] is True
+    for repo, count in ((lora, 1), (adapter, 3)):
+        start = f"Downloading {repo} ({count} files) into the hub cache: the first use of this preset waits for it."
+        assert start in messages, messages
+        steps = [step for step in progress(messages) if step[0] == repo]
+        assert steps and steps[-1][3] == 100, messages
+        assert f"INFO:models.hub:{start}" in log

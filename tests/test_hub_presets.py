@@ -12,8 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from huggingface_hub import constants
+from diffusers import UNet2DConditionModel
+from huggingface_hub import constants, try_to_load_from_cache
 from PIL import Image
+from safetensors.torch import load_file
 
 from models import Engine, hub
 from models.images import fit_size
@@ -91,9 +93,14 @@ def test_hub_presets_are_available_from_the_cache(engine):
     assert all(listed[name]["available"] and not listed[name]["missing"] for name in HUB), listed
 
 
-def test_lcm_lora_fused_tiny_autoencoders_and_florence_captioner_load(engine):
+def test_lcm_lora_fused_tiny_autoencoders_and_florence_captioner_load(engine, hub_cache):
     loaded = engine.load("sd15-lcm")
     assert loaded.adapters.fused == {"speed": 1.0}
+    lora = load_file(try_to_load_from_cache("latent-consistency/lcm-lora-sdv1-5", "pytorch_lora_weights.safetensors"))
+    plain = UNet2DConditionModel.from_pretrained(loaded.preset.text_to_image, subfolder="unet").state_dict()
+    fused = loaded.base.unet.state_dict()
+    changed = [key for key in plain if not torch.equal(plain[key], fused[key])]
+    assert len(changed) == sum(key.endswith(".lora_down.weight") for key in lora) > 70  # every kohya layer landed
     assert type(loaded.tiny_vae()).__name__ == "AutoencoderTiny"
     assert type(engine.load("sdxl-turbo").tiny_vae()).__name__ == "AutoencoderTiny"
     captioner = loaded.pipeline("captioner")
