@@ -232,6 +232,7 @@ def main(argv=None) -> list[dict]:
     parser.add_argument("--run", choices=RUNNERS, help=argparse.SUPPRESS)  # one session, in this process
     parser.add_argument("--folder", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--int8-weights", action="store_true", help="only the NNCF int8-weights comparison")
+    parser.add_argument("--sessions-only", action="store_true", help="the four sessions, not the steady state")
     args = parser.parse_args(argv)
     if args.run:
         times = RUNNERS[args.run](args.folder)
@@ -252,7 +253,7 @@ def main(argv=None) -> list[dict]:
             "Depict, second start": session("depict", folder, env),
             "Depict eager": session("depict", folder, {**env, "DEPICT_COMPILE": "off"}),
         }
-        steady = {**session("openvino", folder, env), **session("depict-warm", folder, env)}
+        steady = {} if args.sessions_only else {**session("openvino", folder, env), **session("depict-warm", folder, env)}
     return report(sessions, steady, args.out)
 
 
@@ -283,7 +284,7 @@ def report(sessions: dict[str, dict[str, float]], steady: dict[str, float], out:
     rows.append({"request": "session", **totals,
                  **{f"speed-up, {label}": round(totals["plain diffusers"] / totals[label], 2) for label in totals},
                  BUILDS_AFTER: sessions["Depict, first start"][BUILDS_AFTER]})  # fmt: skip
-    for label in ("TAESD", "full VAE"):
+    for label in ("TAESD", "full VAE") if steady else ():
         alone, depict = steady[f"OpenVINO alone, {label}: 512x512"], steady[f"Depict, {label}: 512x512"]
         rows.append({"request": f"steady state 512x512, 1 step, {label}", "OpenVINO alone": alone, "Depict": depict,
                      "speed-up": round(alone / depict, 2),
@@ -292,14 +293,15 @@ def report(sessions: dict[str, dict[str, float]], steady: dict[str, float], out:
     labels = list(sessions)
     print("| request | " + " | ".join(labels) + " | first / eager | second / eager |")
     print("|---" * (len(labels) + 3) + "|")
-    for row in rows[:-3]:
+    requests = len(plain)
+    for row in rows[:requests]:
         cells = [f"{row[label]:.1f} s" for label in labels]
         ratios = [f"{row[f'{label} / eager']:.2f}x" for label in ("Depict, first start", "Depict, second start")]
         print(f"| {row['request']} | " + " | ".join(cells + ratios) + " |")
-    for row in rows[-2:]:
+    for row in rows[requests + 1:]:
         print(f"{row['request']}: OpenVINO alone {row['OpenVINO alone']:.2f} s, Depict {row['Depict']:.2f} s "
               f"({row['speed-up']:.2f}x; OpenVINO's conversion {row['OpenVINO alone, convert and compile']:.0f} s)")
-    session_row = rows[-3]
+    session_row = rows[requests]
     speedups = [f"{session_row[f'speed-up, {label}']:.2f}x" for label in labels]
     print("| **session** | " + " | ".join(f"{session_row[label]:.1f} s ({s})" for label, s in zip(labels, speedups))
           + " | | |")
