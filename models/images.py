@@ -7,11 +7,12 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
 from .settings import LIMITS
 
 MIN_WORKING_SIDE = 64
+_SIXTEEN_BIT = ("I;16", "I;16B", "I;16L", "I;16N", "I")  # 16-bit greyscale as PIL opens it (I: older readers)
 
 
 def _open(source, name: str) -> Image.Image:
@@ -51,21 +52,36 @@ def _check_pixels(image: Image.Image, name: str) -> None:
         raise ValueError(f"`{name}` has no pixels ({width}x{height}).")
 
 
-def _decode(source, name: str) -> Image.Image:
+def check_upload(source, name: str = "image") -> Image.Image:
+    """An upload (path, bytes, array or PIL image) opened but not decoded, once its bytes and the pixel count its
+    header declares are within the limits; raises `ValueError` naming what is wrong."""
     if source is None:
         raise ValueError(f"`{name}` is required: upload an image.")
     image = _open(source, name)
     _check_pixels(image, name)  # from the header: nothing is decoded yet
+    return image
+
+
+def _decode(source, name: str) -> Image.Image:
+    image = check_upload(source, name)
     try:
         image.seek(0)  # animated images: the first frame
         image = ImageOps.exif_transpose(image)
         image.load()
     except (OSError, SyntaxError, ValueError) as error:
         raise ValueError(f"`{name}` is truncated or corrupt ({type(error).__name__}: {error}).") from error
-    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-        array = np.asarray(image, dtype=np.float64)
-        span = max(array.max() - array.min(), 1e-9)
-        image = Image.fromarray(((array - array.min()) / span * 255).round().astype(np.uint8))
+    return _to_8_bit(image)
+
+
+def _to_8_bit(image: Image.Image) -> Image.Image:
+    """16-bit greyscale scaled by its bit depth (65535 -> 255: a flat picture stays flat, not stretched), LAB turned
+    into sRGB by a colour transform; other modes as they are (PIL converts them)."""
+    if image.mode in _SIXTEEN_BIT:
+        array = np.clip(np.asarray(image, dtype=np.float64), 0, 65535) / 257
+        return Image.fromarray(array.round().astype(np.uint8))
+    if image.mode == "LAB":
+        lab_to_srgb = ImageCms.buildTransform(ImageCms.createProfile("LAB"), ImageCms.createProfile("sRGB"), "LAB", "RGB")
+        return ImageCms.applyTransform(image, lab_to_srgb)
     return image
 
 

@@ -63,6 +63,43 @@ def test_awkward_images_become_rgb(name, make, size):
     assert image.mode == "RGB" and image.size == size
 
 
+def lab_tiff(lab: tuple[int, int, int]) -> bytes:
+    """A TIFF in CIELAB (PIL's LAB: L 0-255 for 0-100, a and b offset by 128)."""
+    return png_bytes(Image.new("LAB", (8, 8), lab), format="TIFF")
+
+
+COLOURS = [  # an upload -> its colour once loaded, within 3 levels
+    ("flat 16-bit grey", lambda: png_bytes(Image.new("I;16", (8, 8), 40000)), (156, 156, 156)),
+    ("16-bit white", lambda: png_bytes(Image.new("I;16", (8, 8), 65535)), (255, 255, 255)),
+    ("16-bit black", lambda: png_bytes(Image.new("I;16", (8, 8), 0)), (0, 0, 0)),
+    ("16-bit big-endian", lambda: Image.frombytes("I;16B", (2, 2), (40000).to_bytes(2, "big") * 4), (156, 156, 156)),
+    ("16-bit tiff", lambda: png_bytes(Image.new("I;16", (8, 8), 20000), format="TIFF"), (78, 78, 78)),
+    ("32-bit int holding 16-bit", lambda: Image.new("I", (8, 8), 40000), (156, 156, 156)),
+    ("lab red", lambda: lab_tiff((136, 208, 195)), (250, 3, 11)),
+    ("lab white", lambda: lab_tiff((255, 128, 128)), (255, 255, 255)),
+    ("lab mid grey", lambda: lab_tiff((128, 128, 128)), (119, 119, 119)),
+]
+
+
+@pytest.mark.parametrize("name,make,colour", COLOURS, ids=[c[0] for c in COLOURS])
+def test_deep_and_lab_images_keep_their_colours(name, make, colour):
+    image = load_image(make())
+    assert image.mode == "RGB"
+    assert np.abs(np.asarray(image, dtype=int) - colour).max() <= 3, image.getpixel((0, 0))
+
+
+def test_16_bit_grey_keeps_its_shades():
+    ramp = np.linspace(0, 65535, 16 * 16).astype(np.uint16).reshape(16, 16)
+    grey = np.asarray(load_image(png_bytes(Image.fromarray(ramp))))[..., 0]
+    assert np.abs(grey.astype(int) - (ramp / 257).round()).max() <= 1
+
+
+@pytest.mark.parametrize("mask", [Image.new("I;16", (8, 8), 40000), Image.new("LAB", (8, 8), (255, 128, 128))],
+                         ids=["16-bit", "lab"])  # fmt: skip
+def test_16_bit_and_lab_masks_are_read(mask):
+    assert load_mask(png_bytes(mask, format="TIFF"), (8, 8)).getextrema() == (255, 255)
+
+
 def test_transparent_pixels_become_white():
     assert load_image(png_bytes(Image.new("RGBA", (4, 4), (255, 0, 0, 0)))).getpixel((0, 0)) == (255, 255, 255)
 
