@@ -21,7 +21,7 @@ from .controls import (
 )
 from .examples import example_images
 from .load_settings import settings_loader
-from .uploads import image_input
+from .uploads import CheckedImageEditor, image_input
 
 
 def split_editor(editor: dict | None):
@@ -38,9 +38,9 @@ def build(engine: Engine) -> None:
     defaults = engine.preset()
     with gr.Row():
         with gr.Column(scale=2):
-            editor = gr.ImageEditor(label="Image (paint over what to change)", elem_id="edit-editor", type="pil", image_mode="RGBA",
-                                    brush=gr.Brush(colors=["#ffffff"], default_size=8), height=320,
-                                    elem_classes=["depict-pixelated"])  # fmt: skip
+            editor = CheckedImageEditor(label="Image (paint over what to change)", elem_id="edit-editor", type="pil",
+                                        image_mode="RGBA", brush=gr.Brush(colors=["#ffffff"], default_size=8),
+                                        height=320, elem_classes=["depict-pixelated"])  # fmt: skip
             image = image_input(label="image", visible=False)
             mask = image_input(label="mask", visible=False)
             with gr.Tab("Inpaint"):
@@ -73,20 +73,23 @@ def build(engine: Engine) -> None:
 
     def from_editor(button: gr.Button):
         """Clicking a run button first hands the editor's picture and strokes to the job's `image` and `mask`."""
-        return button.click(split_editor, editor, [image, mask], queue=False, api_visibility="private",
-                            show_progress="hidden")  # fmt: skip
+        return button.click(split_editor, editor, [image, mask], api_visibility="private", show_progress="hidden")
+
+    # an upload is checked as it arrives (reading the editor's value checks it): a picture too large is refused at
+    # once, not at the first run
+    editor.upload(lambda _: None, editor, None, api_visibility="private", show_progress="hidden")
 
     states = {"history": history, "slot": slot}
     inpaint_inputs = {"image": image, "mask": mask, "prompt": prompt, "strength": strength, **controls.widgets}
     inpaint_handler, inpaint_handler_inputs = job_endpoint(InpaintParams, inpaint_inputs, states, inpaint)
-    inpaint_event = from_editor(inpaint_button).then(
+    inpaint_event = from_editor(inpaint_button).success(
         inpaint_handler, inpaint_handler_inputs, [gallery, info, history], api_name="inpaint",
         concurrency_id="base_pipeline",
     )  # fmt: skip
     instruct_inputs = {"image": image, "instruction": instruction, "image_guidance": image_guidance,
                        **controls.without("adapters")}  # instruction editing takes no adapters
     instruct_handler, instruct_handler_inputs = job_endpoint(InstructEditParams, instruct_inputs, states, instruct_edit)
-    instruct_event = from_editor(instruct_button).then(
+    instruct_event = from_editor(instruct_button).success(
         instruct_handler, instruct_handler_inputs, [gallery, info, history], api_name="instruct_edit",
         concurrency_id="instruct_pipeline",
     )  # fmt: skip

@@ -36,6 +36,7 @@ from .graphs import builds_paused
 from .manifest import ManifestWriter, finished, manifest_path, read_manifest, start_afresh, tidy
 from .metadata import save_png
 from .presets import DEFAULT_PRESET
+from .text_files import decode, undecodable
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
 WARM_BATCH = 8  # prompts a process makes before waiting for the faster paths pays (`Engine.warm`)
@@ -109,10 +110,24 @@ def _save(result, out: Path) -> list[Path]:
     return paths
 
 
+def _prompts_text(path: Path) -> str:
+    """The prompts file's text. A line that is not UTF-8 is emptied (so skipped) with a warning naming it; a file that
+    cannot be read ends the command with a sentence, not a traceback."""
+    try:
+        lines = decode(path.read_bytes()).split("\n")
+    except OSError as error:
+        raise SystemExit(f"error: prompts file {path} cannot be read ({error.strerror or error}).") from None
+    for number, line in enumerate(lines, 1):
+        if problem := undecodable(line):
+            print(f"warning: prompts file {path} line {number} skipped: {problem}", file=sys.stderr)
+            lines[number - 1] = ""
+    return "\n".join(lines)
+
+
 def _inputs(args) -> list[str]:
     """The prompts (generate) or image paths the command works through, in order."""
     if args.job == "generate":
-        return [p for p in args.prompts.read_text().split("\n") if p.strip()] if args.prompts else [args.prompt]
+        return [p for p in _prompts_text(args.prompts).split("\n") if p.strip()] if args.prompts else [args.prompt]
     folder = Path(args.image)
     if folder.is_dir():
         return [str(path) for path in sorted(folder.iterdir()) if path.suffix.lower() in IMAGE_SUFFIXES]

@@ -7,11 +7,18 @@ error must match, or `OK` when the request must succeed. `FILE:<name>` arguments
 
 from __future__ import annotations
 
+import json
+import re
+import uuid
+
+import httpx
 import pytest
 from gradio_client import handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
 
+from models.__main__ import main
+from models.metadata import read_metadata
 from models.shapes import render
 from tests.test_inputs import animated_gif, bomb_png, exif_rotated, png_bytes
 
@@ -39,6 +46,7 @@ UPLOADS = {
     "truncated.png": lambda: png_bytes(picture())[:200],
     "bomb.png": lambda: bomb_png(100_000, 100_000),
     "huge.png": lambda: bomb_png(5000, 5000),
+    "large.png": lambda: png_bytes(Image.new("L", (5000, 5000), 128)),  # 25 Mpx in a few KB
     "empty.png": lambda: b"",
     "one_pixel.png": lambda: png_bytes(Image.new("RGB", (1, 1), (200, 30, 30))),
     "sliver.png": lambda: png_bytes(Image.new("RGB", (4000, 2), (200, 30, 30))),
@@ -59,6 +67,9 @@ CASES = [
     ("/describe", {"image": "FILE:empty.png"}, r"cannot identify image file|not a readable image"),
     ("/describe", {"image": "FILE:bomb.png"}, r"declares more than the .* pixels allowed|decompression bomb"),
     ("/describe", {"image": "FILE:huge.png"}, r"more than the .* pixels allowed"),
+    ("/describe", {"image": "FILE:large.png"}, r"`image` is 5000x5000, more than the .* pixels allowed"),
+    ("/inpaint", {"image": "FILE:large.png", "mask": "FILE:mask.png", "prompt": PROMPT}, r"5000x5000, more than the"),
+    ("/instruct_edit", {"image": "FILE:large.png", "instruction": "make it red"}, r"5000x5000, more than the"),
     ("/regenerate", {"image": "FILE:bomb.png", "description": PROMPT}, r"declares more than the .* pixels allowed|decompression bomb"),
     # awkward but valid images: decoded to RGB and used
     ("/describe", {"image": "FILE:one_pixel.png"}, OK),
@@ -136,3 +147,54 @@ def test_each_bad_input_gets_a_clear_answer_and_the_server_keeps_serving(client,
             client.predict(**arguments, api_name=endpoint)
     gallery, meta = client.predict(prompt=PROMPT, api_name="/text_to_image")
     assert meta["job"] == "text_to_image" and gallery
+
+
+def uploaded(url: str, path) -> dict:
+    """A file sent to the app's upload route, as the page sends it: its file data."""
+    response = httpx.post(f"{url}gradio_api/upload", files={"files": (path.name, path.read_bytes(), "image/png")})
+    response.raise_for_status()
+    return {"path": response.json()[0], "orig_name": path.name, "meta": {"_type": "gradio.FileData"}}
+
+
+def as_the_page_does(url: str, elem_id: str, trigger: str, inputs: list) -> dict:
+    """Fire an event of the widget `elem_id` as the page does (join the queue, read the stream): its last message."""
+    config = httpx.get(f"{url}config").json()
+    widget = next(c["id"] for c in config["components"] if c.get("props", {}).get("elem_id") == elem_id)
+    event = next(d["id"] for d in config["dependencies"] if [widget, trigger] in d["targets"])
+    session = uuid.uuid4().hex
+    httpx.post(f"{url}gradio_api/queue/join", json={"data": inputs, "fn_index": event, "trigger_id": widget,
+                                                    "session_hash": session, "event_data": None}).raise_for_status()  # fmt: skip
+    with httpx.stream("GET", f"{url}gradio_api/queue/data", params={"session_hash": session}, timeout=60) as stream:
+        for line in stream.iter_lines():
+            message = json.loads(line[5:]) if line.startswith("data:") else {}
+            if message.get("msg") == "process_completed":
+                return message
+    raise AssertionError("the event never completed")
+
+
+@pytest.mark.parametrize("elem_id,trigger", [("edit-editor", "upload"), ("inpaint-run", "click")])
+def test_the_editor_checks_a_picture_before_decoding_it(server, client, uploads, elem_id, trigger):
+    """The stock editor decoded a 25 Mpx PNG of a few KB into three 5000x5000 RGBA images before Depict saw it."""
+    large, small = uploaded(server, uploads / "large.png"), uploaded(server, uploads / "picture.png")
+    refused = as_the_page_does(server, elem_id, trigger, [{"background": large, "layers": [], "composite": large}])
+    assert not refused["success"]
+    assert re.search(r"`image` is 5000x5000, more than the .* pixels allowed", refused["output"]["error"]), refused
+    assert as_the_page_does(server, elem_id, trigger, [{"background": small, "layers": [], "composite": small}])["success"]
+    gallery, meta = client.predict(prompt=PROMPT, api_name="/text_to_image")
+    assert meta["job"] == "text_to_image" and gallery
+
+
+def test_a_prompts_file_with_a_stray_byte_skips_that_line(tiny_preset, tmp_path, capsys):
+    """A byte that is not UTF-8 ended `python -m models generate` in a traceback; a BOM became part of a prompt."""
+    prompts, out = tmp_path / "prompts.txt", tmp_path / "out"
+    prompts.write_bytes(b"\xef\xbb\xbf" + PROMPT.encode() + b"\na caf\xe9 scene\na large blue circle in the center\n")
+    assert main(["--preset", str(tiny_preset), "generate", "--prompts", str(prompts), "--out-dir", str(out)]) == 0
+    assert f"prompts file {prompts} line 2 skipped: byte 0xe9 at character 6 is not UTF-8" in capsys.readouterr().err
+    assert [read_metadata(path)["prompt"] for path in sorted(out.glob("*.png"))] == [
+        PROMPT, "a large blue circle in the center"]  # fmt: skip
+
+
+def test_a_prompts_file_that_cannot_be_read_ends_in_a_sentence(tiny_preset, tmp_path):
+    with pytest.raises(SystemExit, match=r"error: prompts file .*nope.txt cannot be read \(No such file or directory\)"):
+        main(["--preset", str(tiny_preset), "generate", "--prompts", str(tmp_path / "nope.txt"), "--out-dir",
+              str(tmp_path / "out")])  # fmt: skip

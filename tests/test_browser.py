@@ -128,6 +128,26 @@ def test_edit_tab_instruction_and_painted_inpaint(page, picture, tmp_path):
     assert page.locator("#edit-gallery img").count() >= 2, "inpainting the painted region produced no image"
 
 
+def test_an_oversized_picture_in_the_editor_gets_a_message_and_the_page_keeps_working(page, picture, tmp_path):
+    """The editor decoded a 25 Mpx PNG of a few KB into three 5000x5000 RGBA images before Depict looked at it."""
+    large = tmp_path / "large.png"
+    Image.new("L", (5000, 5000), 128).save(large)
+    page.get_by_role("tab", name="Edit").click()
+    page.wait_for_function("() => document.querySelectorAll('#edit-editor canvas').length >= 2")
+    page.locator("#edit-editor input[type=file]").first.set_input_files(str(large))
+    # the browser takes tens of seconds to draw and export 25 Mpx on a CPU before the server sees the picture
+    refusal = page.locator(".toast-body", has_text="is 5000x5000, more than the 16,777,216 pixels allowed")
+    refusal.wait_for(timeout=4 * TIMEOUT_MS)
+
+    made = page.locator("#edit-gallery img").count()
+    page.locator("#edit-editor input[type=file]").first.set_input_files(str(picture))
+    page.get_by_role("tab", name="Instruction").click()
+    page.locator("#instruct-text textarea").fill("make the circle red")
+    page.locator("#instruct-run").click()
+    page.wait_for_function("n => document.querySelectorAll('#edit-gallery img').length > n", arg=made)
+    shows_a_picture(page, "edit-gallery", tmp_path / "after_large.png")
+
+
 def test_dropping_a_png_restores_the_tab_settings(page, url, tmp_path):
     from gradio_client import Client
 
