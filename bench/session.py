@@ -13,6 +13,7 @@ request waits more than twice its eager time". Random weights: the pictures are 
 from __future__ import annotations
 
 import argparse
+import functools
 import gc
 import json
 import os
@@ -136,14 +137,12 @@ class OpenVinoAlone:
                          (torch.randn(self.latent_shape), torch.tensor(999.0), text)),
                 "decoder": (decoder, (torch.randn(self.latent_shape),)),
             }  # fmt: skip
-            self.compiled = {
-                name: core.compile_model(openvino.convert_model(module.eval(), example_input=example), "CPU",
-                                         {"PERFORMANCE_HINT": "LATENCY"})
-                for name, (module, example) in models.items()
-            }  # fmt: skip
+            self.compiled = {name: core.compile_model(static(module, example), "CPU", {"PERFORMANCE_HINT": "LATENCY"})
+                             for name, (module, example) in models.items()}  # fmt: skip
         self.convert_s = time.perf_counter() - started
 
     def __call__(self, prompt: str, seed: int = 0) -> np.ndarray:
+        """The decoded picture of `prompt` (1 step)."""
         ids = self.tokenizer(prompt, padding="max_length", max_length=self.tokenizer.model_max_length,
                              truncation=True, return_tensors="np").input_ids  # fmt: skip
         text = self.compiled["text"](ids)[0]
@@ -155,6 +154,14 @@ class OpenVinoAlone:
             noise = self.compiled["unet"]([sample.numpy(), np.array(t, dtype=np.float32), text])[0]
             latents = self.scheduler.step(torch.from_numpy(noise), t, latents).prev_sample
         return self.compiled["decoder"]([(latents / self.scale).numpy()])[0]
+
+
+def static(module: torch.nn.Module, example: tuple):
+    """`module` converted to OpenVINO and reshaped to its example's static shapes, as a runtime user (FastSD CPU's
+    `reshape`) compiles it: a model left with dynamic shapes runs slower on the CPU plugin."""
+    model = openvino.convert_model(module.eval(), example_input=example)
+    model.reshape({port.get_any_name(): list(t.shape) for port, t in zip(model.inputs, example)})
+    return model
 
 
 def run_openvino(folder: Path, repeats: int = 5) -> list[tuple[str, float]]:
@@ -188,8 +195,8 @@ def run_depict_warm(folder: Path, repeats: int = 5) -> list[tuple[str, float]]:
         engine.warm(guidance=0.0)
         engine.text_to_image("a warm-up", fast_decode=fast, **TURBO)
         engine.warm(guidance=0.0)  # the decoder's graph, built from the call before
-        times.append((f"Depict, {label}: 512x512",
-                      median_s(lambda prompt: engine.text_to_image(prompt, fast_decode=fast, **TURBO), repeats)))  # fmt: skip
+        generate = functools.partial(engine.text_to_image, fast_decode=fast, **TURBO)
+        times.append((f"Depict, {label}: 512x512", median_s(generate, repeats)))
     return times
 
 
@@ -202,7 +209,7 @@ def run_int8_weights(folder: Path, repeats: int = 5) -> list[tuple[str, float]]:
         engine = Engine(preset=str(folder))
         engine.warm(guidance=0.0)
         rows.append((f"Depict, UNet weights {label}: 512x512",
-                     median_s(lambda prompt: engine.text_to_image(prompt, **TURBO), repeats)))  # fmt: skip
+                     median_s(functools.partial(engine.text_to_image, **TURBO), repeats)))  # fmt: skip
         images[label] = engine.text_to_image(REQUESTS[0][1], seed=0, **TURBO).images[0]
         del engine
         gc.collect()
@@ -220,8 +227,9 @@ def session(runner: str, folder: Path, env: dict) -> dict[str, float]:
     done = subprocess.run(command, env={**os.environ, **env}, capture_output=True, text=True, check=False)
     if done.returncode:
         raise RuntimeError(f"{runner} session failed:\n{done.stderr[-3000:]}")
-    print(f"{runner} {env.get('DEPICT_COMPILE', '')}: {done.stdout.strip().splitlines()[-1]}", file=sys.stderr, flush=True)
-    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+    last = done.stdout.strip().splitlines()[-1]
+    print(f"{runner} {env.get('DEPICT_COMPILE', '')}: {last}", file=sys.stderr, flush=True)
+    return dict(json.loads(last))
 
 
 def main(argv=None) -> list[dict]:
@@ -233,6 +241,7 @@ def main(argv=None) -> list[dict]:
     parser.add_argument("--folder", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--int8-weights", action="store_true", help="only the NNCF int8-weights comparison")
     parser.add_argument("--sessions-only", action="store_true", help="the four sessions, not the steady state")
+    parser.add_argument("--steady-only", action="store_true", help="the steady state, not the sessions")
     args = parser.parse_args(argv)
     if args.run:
         times = RUNNERS[args.run](args.folder)
@@ -247,14 +256,17 @@ def main(argv=None) -> list[dict]:
             return write_rows([{"row": name, "value": value} for name, value in session("int8-weights", folder,
                                                                                          env).items()],
                               args.out / "int8_weights.jsonl")  # fmt: skip
-        sessions = {
-            "plain diffusers": session("plain", folder, env),
-            "Depict, first start": session("depict", folder, env),  # the compile cache starts empty
-            "Depict, second start": session("depict", folder, env),
-            "Depict eager": session("depict", folder, {**env, "DEPICT_COMPILE": "off"}),
-        }
-        steady = {} if args.sessions_only else {**session("openvino", folder, env), **session("depict-warm", folder, env)}
-    return report(sessions, steady, args.out)
+        rows = []
+        if not args.steady_only:
+            rows += report_sessions({
+                "plain diffusers": session("plain", folder, env),
+                "Depict, first start": session("depict", folder, env),  # the compile cache starts empty
+                "Depict, second start": session("depict", folder, env),
+                "Depict eager": session("depict", folder, {**env, "DEPICT_COMPILE": "off"}),
+            }, args.out)  # fmt: skip
+        if not args.sessions_only:
+            rows += report_steady({**session("openvino", folder, env), **session("depict-warm", folder, env)}, args.out)
+    return rows
 
 
 def write_rows(rows: list[dict], path: Path) -> list[dict]:
@@ -270,9 +282,8 @@ def write_rows(rows: list[dict], path: Path) -> list[dict]:
     return rows
 
 
-def report(sessions: dict[str, dict[str, float]], steady: dict[str, float], out: Path) -> list[dict]:
-    """Rows per request and the session totals, and the steady state against the OpenVINO runtime alone, printed and
-    written to `out/session.jsonl`."""
+def report_sessions(sessions: dict[str, dict[str, float]], out: Path) -> list[dict]:
+    """Rows per request and the session totals, printed and written to `out/session.jsonl`."""
     plain, eager = sessions["plain diffusers"], sessions["Depict eager"]
     rows = []
     for name in plain:
@@ -284,28 +295,35 @@ def report(sessions: dict[str, dict[str, float]], steady: dict[str, float], out:
     rows.append({"request": "session", **totals,
                  **{f"speed-up, {label}": round(totals["plain diffusers"] / totals[label], 2) for label in totals},
                  BUILDS_AFTER: sessions["Depict, first start"][BUILDS_AFTER]})  # fmt: skip
-    for label in ("TAESD", "full VAE") if steady else ():
-        alone, depict = steady[f"OpenVINO alone, {label}: 512x512"], steady[f"Depict, {label}: 512x512"]
-        rows.append({"request": f"steady state 512x512, 1 step, {label}", "OpenVINO alone": alone, "Depict": depict,
-                     "speed-up": round(alone / depict, 2),
-                     "OpenVINO alone, convert and compile": steady[f"OpenVINO alone, {label}: convert and compile"]})
     write_rows(rows, out / "session.jsonl")
     labels = list(sessions)
     print("| request | " + " | ".join(labels) + " | first / eager | second / eager |")
     print("|---" * (len(labels) + 3) + "|")
-    requests = len(plain)
-    for row in rows[:requests]:
+    for row in rows[:-1]:
         cells = [f"{row[label]:.1f} s" for label in labels]
         ratios = [f"{row[f'{label} / eager']:.2f}x" for label in ("Depict, first start", "Depict, second start")]
         print(f"| {row['request']} | " + " | ".join(cells + ratios) + " |")
-    for row in rows[requests + 1:]:
-        print(f"{row['request']}: OpenVINO alone {row['OpenVINO alone']:.2f} s, Depict {row['Depict']:.2f} s "
-              f"({row['speed-up']:.2f}x; OpenVINO's conversion {row['OpenVINO alone, convert and compile']:.0f} s)")
-    session_row = rows[requests]
+    session_row = rows[-1]
     speedups = [f"{session_row[f'speed-up, {label}']:.2f}x" for label in labels]
     print("| **session** | " + " | ".join(f"{session_row[label]:.1f} s ({s})" for label, s in zip(labels, speedups))
           + " | | |")
     print(f"first start: {BUILDS_AFTER}: {session_row[BUILDS_AFTER]:.0f} s")
+    return rows
+
+
+def report_steady(steady: dict[str, float], out: Path) -> list[dict]:
+    """Warm Depict against the OpenVINO runtime alone, 512x512, 1 step, TAESD and the full VAE, printed and written to
+    `out/steady_state.jsonl`."""
+    rows = []
+    for label in ("TAESD", "full VAE"):
+        alone, depict = steady[f"OpenVINO alone, {label}: 512x512"], steady[f"Depict, {label}: 512x512"]
+        rows.append({"request": f"steady state 512x512, 1 step, {label}", "OpenVINO alone": alone, "Depict": depict,
+                     "speed-up": round(alone / depict, 2),
+                     "OpenVINO alone, convert and compile": steady[f"OpenVINO alone, {label}: convert and compile"]})
+    write_rows(rows, out / "steady_state.jsonl")
+    for row in rows:
+        print(f"{row['request']}: OpenVINO alone {row['OpenVINO alone']:.2f} s, Depict {row['Depict']:.2f} s "
+              f"({row['speed-up']:.2f}x; OpenVINO's conversion {row['OpenVINO alone, convert and compile']:.0f} s)")
     return rows
 
 

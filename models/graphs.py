@@ -44,22 +44,25 @@ _PENDING_LOCK = threading.Lock()
 BUILD_NICENESS = 10
 _ACCEPTING = threading.Event()
 _ACCEPTING.set()
-# a build starts only when no request has run for this long: beside a request on 2 cores, a conversion and the
-# request's kernels fight for the cores and the memory (an SD-Turbo image took 525 s instead of ~10 s beside the
-# UNet's conversion); one already started runs to its end
+# a heavy build (a compile, a conversion) starts only when no request has run for this long: beside a request on 2
+# cores, a conversion and the request's kernels fight for the cores and the memory (an SD-Turbo image took 525 s
+# instead of ~10 s beside the UNet's conversion); one already started runs to its end. A trace (under a second, its
+# weights shared) starts at once: waiting for quiet starved it on a busy server, whose requests then all ran eagerly
+# (bench/load.py's sequential p50 went from 0.85 to 1.88 s)
 QUIET_BEFORE_BUILD_S = 1.0
 _REQUESTS = threading.Condition()
 _running_requests = 0
 _last_request_end = 0.0
 
 
-def _submit(build: Callable, *args) -> Future:
-    """Queue `build(*args)` for the builder thread (started on first use)."""
+def _submit(build: Callable, *args, wait_for_quiet: bool) -> Future:
+    """Queue `build(*args)` for the builder thread (started on first use), to start once the CPU is quiet
+    (`request_running`) if `wait_for_quiet`."""
     future = Future()
     with _PENDING_LOCK:
         _PENDING.add(future)
     future.add_done_callback(_forget)
-    _QUEUE.put((future, build, args))
+    _QUEUE.put((future, build, args, wait_for_quiet))
     with _BUILDER_LOCK:
         if not _BUILDER:
             _BUILDER.append(threading.Thread(target=_work, name="depict-graph-builder", daemon=True))
@@ -93,13 +96,14 @@ def _wait_for_quiet() -> None:
 
 
 def _work() -> None:
-    """The builder thread: niced, so builds (and the compilers they start) yield the CPU to requests, and each build
-    waits for a quiet moment (`request_running`)."""
+    """The builder thread: niced, so builds (and the compilers they start) yield the CPU to requests, and a heavy
+    build waits for a quiet moment (`request_running`)."""
     with contextlib.suppress(OSError, AttributeError):
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), BUILD_NICENESS)
     while True:
-        future, build, args = _QUEUE.get()
-        _wait_for_quiet()
+        future, build, args, wait_for_quiet = _QUEUE.get()
+        if wait_for_quiet:
+            _wait_for_quiet()
         if future.set_running_or_notify_cancel():
             try:
                 future.set_result(build(*args))
@@ -214,14 +218,15 @@ class GraphForward:
     at a time, `wait_for_builds`): no request waits for a trace or a compile, and the next call of that signature runs
     the graph. A signature whose graph `read(inputs)` finds on disk is read on the caller's path instead (a read, not
     a build; `read` gives None when there is none). `calls` counts graph calls, `building` holds the signatures
-    being made, `kind` names the graphs ("traced", "compiled", "openvino", "int8")."""
+    being made, `kind` names the graphs ("traced", "compiled", "openvino", "int8"); builds of every kind but
+    "traced" wait for a quiet CPU (`waits_for_quiet`)."""
 
     def __init__(self, module: torch.nn.Module, interface: Interface, kind: str, graphs: dict | None = None,
                  make: Callable | None = None, read: Callable[[tuple], Callable | None] | None = None):  # fmt: skip
         self.eager, self.interface, self.kind, self.make, self.read = module.forward, interface, kind, make, read
         self.graphs: dict[tuple, Callable] = dict(graphs or {})
         self.building: set[tuple] = set()
-        self.enabled, self.calls = True, 0
+        self.enabled, self.calls, self.waits_for_quiet = True, 0, kind != "traced"
         module.forward = self
 
     def __call__(self, *args, **kwargs):
@@ -266,7 +271,7 @@ class GraphForward:
             return graph
         self.building.add(key)
         example = tuple(t.detach().clone() for t in inputs)  # the request goes on with its own tensors
-        future = _submit(self._build, key, example)
+        future = _submit(self._build, key, example, wait_for_quiet=self.waits_for_quiet)
         future.add_done_callback(lambda done: done.cancelled() and self.building.discard(key))
         return None
 

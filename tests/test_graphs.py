@@ -86,10 +86,11 @@ def test_a_call_never_waits_for_a_graph_being_built(unet):
 
 
 @torch.no_grad()
-def test_no_build_starts_while_a_request_runs(unet):
-    """A build waits until no request has run for `QUIET_BEFORE_BUILD_S` (on 2 cores a conversion beside a request
-    slowed it many times over); then it runs."""
+def test_no_heavy_build_starts_while_a_request_runs(unet):
+    """A compile or a conversion waits until no request has run for `QUIET_BEFORE_BUILD_S` (on 2 cores a conversion
+    beside a request slowed it many times over); then it runs."""
     stand_in = graphs.trace(unet, graphs.UNET)
+    stand_in.waits_for_quiet = True  # as a compiled or converted stand-in's builds do
     trace, started = stand_in.make, []
     stand_in.make = lambda example: started.append(time.monotonic()) or trace(example)
     with graphs.request_running():
@@ -98,6 +99,17 @@ def test_no_build_starts_while_a_request_runs(unet):
         ended = time.monotonic()
     assert graphs.wait_for_builds(timeout=120) and started[0] - ended >= graphs.QUIET_BEFORE_BUILD_S
     assert stand_in.graphs and not stand_in.building
+
+
+@torch.no_grad()
+def test_a_trace_is_made_on_a_server_that_never_goes_quiet(unet):
+    """Traces take under a second: waiting for a quiet CPU would leave a busy server's requests eager for good."""
+    stand_in = graphs.trace(unet, graphs.UNET)
+    with graphs.request_running():
+        unet(*inputs())
+        assert graphs.wait_for_builds(timeout=60) and stand_in.graphs
+        unet(*inputs())
+    assert stand_in.calls == 1
 
 
 @torch.no_grad()
