@@ -1,9 +1,10 @@
 """Load on a launched app (bundled preset): concurrent clients, a small queue, and a long sequential run.
 
-    python -m bench.load [--clients 32] [--jobs-per-client 3] [--sequential 300]
+    python -m bench.load [--clients 32] [--jobs-per-client 3] [--sequential 300] [--out bench/results]
 
 Prints one JSON line per phase: jobs completed / refused because the queue was full / lost or failed,
-p50/p95 latency, the server's peak RSS, and (sequential phase) its RSS growth after warm-up.
+p50/p95 latency, the server's peak RSS, and (sequential phase) its RSS growth after warm-up; writes them, with the
+machine's facts, to `OUT/load.jsonl`.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from pathlib import Path
 import psutil
 from gradio_client import Client, handle_file
 
+from bench.machine import machine_facts
 from models.shapes import parse, region_mask, render
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -160,14 +162,19 @@ def main(argv=None) -> list[dict]:
     parser.add_argument("--jobs-per-client", type=int, default=3)
     parser.add_argument("--small-queue", type=int, default=8, help="queue size for the overflow phase")
     parser.add_argument("--sequential", type=int, default=300)
+    parser.add_argument("--out", type=Path, default=Path("bench/results"))
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as temp:
         folder = Path(temp)
-        return [
+        phases = [
             concurrent_phase("concurrent", 64, args.clients, args.jobs_per_client, folder),
             concurrent_phase("overflow", args.small_queue, args.clients, 1, folder),
             sequential_phase(args.sequential, folder),
         ]
+    facts = machine_facts()
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "load.jsonl").write_text("".join(json.dumps({**phase, "machine": facts}) + "\n" for phase in phases))
+    return phases
 
 
 if __name__ == "__main__":
