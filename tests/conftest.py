@@ -1,16 +1,26 @@
+import atexit
 import os
+import shutil
+import tempfile
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("DEPICT_OUTPUTS", "off")  # tests that keep outputs name their own folder
+if "DEPICT_COMPILE_CACHE" not in os.environ:  # the tests' own, not ./compile_cache
+    os.environ["DEPICT_COMPILE_CACHE"] = tempfile.mkdtemp(prefix="depict-test-compile-")
+    atexit.register(shutil.rmtree, os.environ["DEPICT_COMPILE_CACHE"], ignore_errors=True)
 
 import socket  # noqa: E402
 
 import pytest  # noqa: E402
+import torch  # noqa: E402
 from gradio_client import Client  # noqa: E402
 
 from models import Engine, graphs  # noqa: E402
 from tests.tiny_models import build_tiny_preset  # noqa: E402
+
+WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))  # pytest.ini runs the suite in 2 processes (xdist)
+torch.set_num_threads(max(1, torch.get_num_threads() // WORKERS))  # each its share of the cores, not all of them
 
 
 @pytest.fixture(autouse=True)

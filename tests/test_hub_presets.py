@@ -17,7 +17,7 @@ from huggingface_hub import constants, try_to_load_from_cache
 from PIL import Image
 from safetensors.torch import load_file
 
-from models import Engine, hub
+from models import Engine, graphs, hub
 from models.images import fit_size
 from models.presets import HUB_PRESETS
 from tests.hub_cache import build_hub_cache
@@ -122,6 +122,8 @@ def test_repeated_prompts_reuse_their_embeddings_on_hub_presets(engine, preset):
 
 
 def test_reference_image_changes_the_picture_and_leaves_other_jobs_untouched(engine):
+    engine.text_to_image("a red fox", preset="sdxl-turbo", width=128, height=128)  # eager; its graphs made after
+    assert graphs.wait_for_builds(timeout=300)  # so that `before` and `after` both run them
     before = engine.text_to_image("a red fox", preset="sdxl-turbo", width=128, height=128).images[0]
     plain = engine.style_transfer(CONTENT, "Watercolor", preset="sdxl-turbo").images[0]
     referenced = engine.style_transfer(CONTENT, "Watercolor", style_image=REFERENCE, style_weight=2.0,
