@@ -13,6 +13,7 @@ request waits more than twice its eager time". Random weights: the pictures are 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import gc
 import json
@@ -140,20 +141,50 @@ class OpenVinoAlone:
             self.compiled = {name: core.compile_model(static(module, example), "CPU", {"PERFORMANCE_HINT": "LATENCY"})
                              for name, (module, example) in models.items()}  # fmt: skip
         self.convert_s = time.perf_counter() - started
+        self.parts = PartTimes()
 
     def __call__(self, prompt: str, seed: int = 0) -> np.ndarray:
         """The decoded picture of `prompt` (1 step)."""
         ids = self.tokenizer(prompt, padding="max_length", max_length=self.tokenizer.model_max_length,
                              truncation=True, return_tensors="np").input_ids  # fmt: skip
-        text = self.compiled["text"](ids)[0]
+        with self.parts("text encoder"):
+            text = self.compiled["text"](ids)[0]
         self.scheduler.set_timesteps(STEPS)
         generator = torch.Generator("cpu").manual_seed(seed)
         latents = torch.randn(self.latent_shape, generator=generator) * self.scheduler.init_noise_sigma
         for t in self.scheduler.timesteps:
             sample = self.scheduler.scale_model_input(latents, t)
-            noise = self.compiled["unet"]([sample.numpy(), np.array(t, dtype=np.float32), text])[0]
+            with self.parts("UNet"):
+                noise = self.compiled["unet"]([sample.numpy(), np.array(t, dtype=np.float32), text])[0]
             latents = self.scheduler.step(torch.from_numpy(noise), t, latents).prev_sample
-        return self.compiled["decoder"]([(latents / self.scale).numpy()])[0]
+        with self.parts("decoder"):
+            return self.compiled["decoder"]([(latents / self.scale).numpy()])[0]
+
+
+class PartTimes:
+    """Seconds spent in each named part of a call, summed until `take`: `with parts(name):` around a part, or
+    `watch(name, module)` for a torch module's forward (hooks, so a graph stand-in's run is timed too)."""
+
+    def __init__(self):
+        self.seconds: dict[str, float] = {}
+        self._started: dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def __call__(self, name: str):
+        started = time.perf_counter()
+        yield
+        self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - started
+
+    def watch(self, name: str, module: torch.nn.Module) -> None:
+        module.register_forward_pre_hook(lambda *_: self._started.__setitem__(name, time.perf_counter()))
+        module.register_forward_hook(lambda *_: self.seconds.__setitem__(
+            name, self.seconds.get(name, 0.0) + time.perf_counter() - self._started[name]))
+
+    def take(self, calls: int, label: str) -> list[tuple[str, float]]:
+        """Rows of each part's seconds per call over the last `calls` calls; starts counting again."""
+        rows = [(f"{label}, {name} per image", seconds / calls) for name, seconds in self.seconds.items()]
+        self.seconds = {}
+        return rows
 
 
 def static(module: torch.nn.Module, example: tuple):
@@ -173,7 +204,9 @@ def run_openvino(folder: Path, repeats: int = 5) -> list[tuple[str, float]]:
         runtime = OpenVinoAlone(folder, decoder)
         times.append((f"OpenVINO alone, {label}: convert and compile", runtime.convert_s))
         runtime("a warm-up")
+        runtime.parts.take(1, "")
         times.append((f"OpenVINO alone, {label}: 512x512", median_s(runtime, repeats)))
+        times += runtime.parts.take(repeats, f"OpenVINO alone, {label}")
     return times
 
 
@@ -190,13 +223,20 @@ def median_s(generate, repeats: int) -> float:
 def run_depict_warm(folder: Path, repeats: int = 5) -> list[tuple[str, float]]:
     """Depict at 512x512, 1 step, once its faster paths are built (`Engine.warm`): new prompts, TAESD and the VAE."""
     engine = Engine(preset=str(folder))
+    loaded, parts = engine.load(), PartTimes()
+    pipeline = loaded.pipeline("text_to_image")
+    parts.watch("text encoder", pipeline.text_encoder)
+    parts.watch("UNet", pipeline.unet)
     times = []
     for label, fast in (("TAESD", True), ("full VAE", False)):
         engine.warm(guidance=0.0)
         engine.text_to_image("a warm-up", fast_decode=fast, **TURBO)
         engine.warm(guidance=0.0)  # the decoder's graph, built from the call before
+        parts.watch(f"decoder ({label})", loaded.tiny_vae().decoder if fast else pipeline.vae.decoder)
+        parts.take(1, "")
         generate = functools.partial(engine.text_to_image, fast_decode=fast, **TURBO)
         times.append((f"Depict, {label}: 512x512", median_s(generate, repeats)))
+        times += parts.take(repeats, f"Depict, {label}")
     return times
 
 
@@ -320,8 +360,10 @@ def report_steady(steady: dict[str, float], out: Path) -> list[dict]:
         rows.append({"request": f"steady state 512x512, 1 step, {label}", "OpenVINO alone": alone, "Depict": depict,
                      "speed-up": round(alone / depict, 2),
                      "OpenVINO alone, convert and compile": steady[f"OpenVINO alone, {label}: convert and compile"]})
+    parts = {name: seconds for name, seconds in steady.items() if name.endswith(" per image")}
+    rows.append({"request": "where a warm 512x512 image's time goes (s per image)", **parts})
     write_rows(rows, out / "steady_state.jsonl")
-    for row in rows:
+    for row in rows[:-1]:
         print(f"{row['request']}: OpenVINO alone {row['OpenVINO alone']:.2f} s, Depict {row['Depict']:.2f} s "
               f"({row['speed-up']:.2f}x; OpenVINO's conversion {row['OpenVINO alone, convert and compile']:.0f} s)")
     return rows
