@@ -34,6 +34,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="require this login for the page and the API; repeatable (env DEPICT_AUTH: pairs "
                              "separated by commas)")  # fmt: skip
     parser.add_argument("--auth-file", type=Path, help="a file of logins, one USER:PASSWORD a line")
+    parser.add_argument("--mcp", action="store_true", default=env["mcp"],
+                        help="also serve every job as an MCP tool (streamable HTTP at /gradio_api/mcp/)")  # fmt: skip
     args = parser.parse_args(argv)
     if on_spaces():
         args.share = False
@@ -84,7 +86,7 @@ def launch(args: argparse.Namespace, **kwargs):
     # no allowed_paths: the outputs folder is never served as it is, only the copies of the images Depict lists
     _, local_url, share_url = blocks.launch(
         server_name=args.host, server_port=args.port, share=args.share, auth=args.auth or None,
-        max_file_size=LIMITS.max_upload_bytes, css=demo.CSS, show_error=True, **kwargs,
+        max_file_size=LIMITS.max_upload_bytes, css=demo.CSS, show_error=True, mcp_server=args.mcp, **kwargs,
     )  # fmt: skip
     if args.share and not share_url:
         print(f"Could not open a public share link (no connection to the tunnel); serving locally at {local_url}.")

@@ -14,6 +14,7 @@ import gradio as gr
 from models import Engine, JobControl
 from models.adapters import parse_adapters
 from models.jobs import SamplingParams
+from models.jobs.docs import field_docs
 from models.schedulers import SCHEDULERS
 from models.settings import LIMITS
 
@@ -24,6 +25,13 @@ from .user_errors import user_errors
 MAX_SEED = LIMITS.max_seed
 GALLERY_CLASS = "depict-gallery"
 CSS = f""".{GALLERY_CLASS} img, .depict-pixelated img {{ image-rendering: pixelated; }}"""
+WIDGET_DOCS = {"seed": "seed of the first image (image i of a batch uses seed + i); -1: a random seed",
+               "adapters": "LoRA adapters and their weights as `name:weight, ...` (empty: none)",
+               "image": "a picture: an http(s) URL, a data: URL (base64) or an uploaded file",
+               "mask": "white (or opaque) where to repaint, the image's size: a URL, a data: URL or a file",
+               "style_image": "optional picture whose style is taken (IP-Adapter presets): a URL or a data: URL"}
+ENDPOINT_RETURNS = ("a gallery of PNG images, each carrying its generation parameters (its `image` a file URL), "
+                    "and the parameters used as JSON")
 
 
 def format_adapters(names: list[str], current: str) -> str:
@@ -153,11 +161,20 @@ def engine_options(params: type, values: dict) -> dict:
     return options
 
 
+def endpoint_doc(summary: str, params: type, names: list[str]) -> str:
+    """An endpoint's docstring in the layout Gradio reads for its API page and MCP tools: `summary`, an `Args:` line
+    per parameter (the params field's own comment, or how the page takes it), and `Returns:`."""
+    docs = {**field_docs(params), **WIDGET_DOCS}
+    args = "\n".join(f"    {name}: {docs[name]}" for name in names)
+    return f"{summary}\n\nArgs:\n{args}\n\nReturns:\n    {ENDPOINT_RETURNS}"
+
+
 def job_endpoint(params: type, inputs: dict, states: dict[str, gr.State], body: Callable) -> tuple[Callable, list]:
     """A tab's event handler and its input list: the handler takes `inputs`' widget values by name, then `states`'
     values; its signature names them (the endpoint's API parameters, defaulting to the widgets' initial values; a
     field the engine job requires has no default). `body(options, progress, **states)` gets the job's keyword options
-    (`engine_options`). Engine errors become messages (`user_errors`); on ZeroGPU the call holds a GPU."""
+    (`engine_options`). Engine errors become messages (`user_errors`); on ZeroGPU the call holds a GPU. The handler
+    takes `body`'s name and, with each parameter documented, its docstring: an MCP tool of that name (`--mcp`)."""
     required = {f.name for f in fields(params) if f.default is MISSING and f.default_factory is MISSING}
     keyword = inspect.Parameter.POSITIONAL_OR_KEYWORD
     parameters = [inspect.Parameter(name, keyword, default=inspect.Parameter.empty if name in required else widget.value)
@@ -174,6 +191,8 @@ def job_endpoint(params: type, inputs: dict, states: dict[str, gr.State], body: 
         return body(engine_options(params, arguments), progress, **held)
 
     handler.__signature__ = inspect.Signature(parameters)
+    handler.__name__ = handler.__qualname__ = body.__name__
+    handler.__doc__ = endpoint_doc(inspect.getdoc(body) or "", params, list(inputs))
     return user_errors(gpu(handler)), [*inputs.values(), *states.values()]
 
 
@@ -207,8 +226,10 @@ def parameters_view() -> gr.JSON:
         return gr.JSON(label="Parameters")
 
 
-def run_and_show(job, slot: dict | None, history, progress: gr.Progress, **kwargs):
-    """Run an engine job with progress and a cancel handle; (gallery items, metadata, new history).
+def run_and_show(job, slot: dict | None, history: list | None, progress: gr.Progress, **kwargs):
+    """Run an engine job with progress and a cancel handle; (gallery items, metadata). The session's `history` (a
+    `gr.State` list, None outside a page session) takes the new images first, in place: no event outputs a state,
+    so an MCP tool call returns just the gallery and the parameters.
 
     The result's warnings (and any about keeping it on disk) are shown and returned in its metadata."""
     control = JobControl(on_step=lambda done, total: progress((done, total), desc="denoising"),
@@ -222,5 +243,7 @@ def run_and_show(job, slot: dict | None, history, progress: gr.Progress, **kwarg
         metadata = {**metadata, "warnings": [*metadata.get("warnings", []), *not_kept]}
     for warning in metadata.get("warnings", []):
         gr.Warning(warning)
-    history = add_to_history(history, saved)
-    return history, metadata, history
+    shown = add_to_history(history, saved)
+    if history is not None:
+        history[:] = shown
+    return shown, metadata

@@ -48,10 +48,22 @@ def build(engine: Engine) -> None:
     @user_errors
     @gpu
     def describe(image, preset=engine.default_preset, detailed=False):
+        """Describe a picture in words (the captioner of the preset).
+
+        Args:
+            image: the picture: an http(s) URL, a data: URL (base64) or an uploaded file
+            preset: model preset whose captioner describes it
+            detailed: a longer description, where the captioner offers one (Florence-2 on hub presets)
+
+        Returns:
+            the description
+        """
         return engine.describe(image, preset=preset or None, detail="detailed" if detailed else "short")
 
     def regenerate(options, progress, slot):
-        shown, meta, _ = run_and_show(engine.regenerate, slot, [], progress, **options)
+        """Make a picture again from its (edited) description, fresh or keeping its layout; the gallery starts with
+        the original, and the JSON holds PSNR/SSIM against it."""
+        shown, meta = run_and_show(engine.regenerate, slot, None, progress, **options)
         return [(options["image"], "original"), *shown], meta
 
     handler, handler_inputs = job_endpoint(RegenerateParams, {"image": image, **settings}, {"slot": slot}, regenerate)

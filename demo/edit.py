@@ -66,9 +66,11 @@ def build(engine: Engine) -> None:
     gr.Examples([[p] for p in example_images()], inputs=[editor])
 
     def inpaint(options, progress, history, slot):
+        """Repaint the masked region of a picture with what the prompt says."""
         return run_and_show(engine.inpaint, slot, history, progress, **options)
 
     def instruct_edit(options, progress, history, slot):
+        """Edit a picture by an instruction (`make the circle green`)."""
         return run_and_show(engine.instruct_edit, slot, history, progress, **options)
 
     def from_editor(button: gr.Button):
@@ -83,14 +85,14 @@ def build(engine: Engine) -> None:
     inpaint_inputs = {"image": image, "mask": mask, "prompt": prompt, "strength": strength, **controls.widgets}
     inpaint_handler, inpaint_handler_inputs = job_endpoint(InpaintParams, inpaint_inputs, states, inpaint)
     inpaint_event = from_editor(inpaint_button).success(
-        inpaint_handler, inpaint_handler_inputs, [gallery, info, history], api_name="inpaint",
+        inpaint_handler, inpaint_handler_inputs, [gallery, info], api_name="inpaint",
         concurrency_id="base_pipeline",
     )  # fmt: skip
     instruct_inputs = {"image": image, "instruction": instruction, "image_guidance": image_guidance,
                        **controls.without("adapters")}  # instruction editing takes no adapters
     instruct_handler, instruct_handler_inputs = job_endpoint(InstructEditParams, instruct_inputs, states, instruct_edit)
     instruct_event = from_editor(instruct_button).success(
-        instruct_handler, instruct_handler_inputs, [gallery, info, history], api_name="instruct_edit",
+        instruct_handler, instruct_handler_inputs, [gallery, info], api_name="instruct_edit",
         concurrency_id="instruct_pipeline",
     )  # fmt: skip
     wire_stop(inpaint_stop, slot, [inpaint_event])

@@ -51,11 +51,13 @@ def build(engine: Engine) -> None:
     gr.Examples([[p] for p in example_images()], inputs=[image])
 
     def style_transfer(options, progress, history, slot):
+        """Redraw a content picture in a style: a style adapter or style preset by name, and/or a reference
+        picture's style."""
         return run_and_show(engine.style_transfer, slot, history, progress, **options)
 
     inputs = {"image": image, "style_image": style_image, **settings}  # pictures are not settings a PNG restores
     handler, handler_inputs = job_endpoint(StyleTransferParams, inputs, {"history": history, "slot": slot}, style_transfer)
-    event = run.click(handler, handler_inputs, [gallery, info, history], api_name="style_transfer",
+    event = run.click(handler, handler_inputs, [gallery, info], api_name="style_transfer",
                       concurrency_id="base_pipeline")  # fmt: skip
     wire_stop(stop, slot, [event])
     controls.preset.change(lambda name: gr.update(choices=engine.styles(name)), controls.preset, style,

@@ -48,10 +48,12 @@ def build(engine: Engine) -> None:
     gr.Examples([[e] for e in EXAMPLES], inputs=[prompt])
 
     def text_to_image(options, progress, history, slot):
+        """Draw images from a text prompt (on the bundled models: `a {size} {color} {shape} {position} on a
+        {background} background`)."""
         return run_and_show(engine.text_to_image, slot, history, progress, **options)
 
     handler, handler_inputs = job_endpoint(TextToImageParams, inputs, {"history": history, "slot": slot}, text_to_image)
-    event = gr.on([run.click, prompt.submit], handler, handler_inputs, [gallery, info, history],
+    event = gr.on([run.click, prompt.submit], handler, handler_inputs, [gallery, info],
                   api_name="text_to_image", concurrency_id="base_pipeline")  # fmt: skip
     wire_stop(stop, slot, [event])
 

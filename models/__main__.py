@@ -15,6 +15,10 @@ Under `accelerate launch` (or torchrun) its inputs are split across the processe
 processes without one), and each is made exactly once:
 
     accelerate launch --multi_gpu --num_processes 4 -m models generate --prompts prompts.txt --out-dir out/
+
+Interactive requests from many people are served by Ray Serve replicas instead (`models/serve.py`):
+
+    python -m models serve --replicas 2 --port 8000
 """
 
 from __future__ import annotations
@@ -82,7 +86,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     inpaint.add_argument("--prompt", required=True)
     edit = job("edit", "edit by instruction")
     edit.add_argument("--instruction", required=True)
+    serve_parser(jobs.add_parser("serve", help="serve every job over HTTP from Ray Serve replicas"))
     args = parser.parse_args(argv)
+    if args.job == "serve":
+        return args
     if args.job == "generate" and not (args.prompt or args.prompts):
         parser.error("generate needs a prompt or --prompts FILE")
     batch = args.prompts if args.job == "generate" else Path(args.image).is_dir()
@@ -91,6 +98,34 @@ def parse_args(argv=None) -> argparse.Namespace:
     if args.resume and not batch:
         parser.error("--resume continues a batch (--prompts FILE or a folder of images, with --out-dir DIR)")
     return args
+
+
+def serve_parser(sub: argparse.ArgumentParser) -> None:
+    gpus = torch.cuda.device_count()
+    sub.add_argument("--host", default="127.0.0.1", help="where Ray Serve's HTTP proxy listens")
+    sub.add_argument("--port", type=int, default=8000)
+    sub.add_argument("--replicas", type=int, default=max(gpus, 1), help="engine replicas (default: one per GPU)")
+    sub.add_argument("--num-cpus", type=float, default=1.0, help="CPUs each replica reserves")
+    sub.add_argument("--num-gpus", type=float, default=1.0 if gpus else 0.0, help="GPUs each replica reserves")
+    sub.add_argument("--min-replicas", type=int, help="autoscale: at least this many replicas")
+    sub.add_argument("--max-replicas", type=int, help="autoscale: at most this many replicas")
+
+
+def serve_forever(args) -> int:
+    """Deploy the Serve application and keep it up until interrupted."""
+    from . import serve
+
+    scale = {"replicas": args.replicas, "num_cpus": args.num_cpus, "num_gpus": args.num_gpus,
+             "min_replicas": args.min_replicas, "max_replicas": args.max_replicas}  # fmt: skip
+    url = serve.start(args.preset, args.host, args.port, **scale)
+    print(f"Depict is served at {url} (POST /{', /'.join(serve.JOBS)}); Ctrl-C stops it.", flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        serve.stop()
 
 
 def _options(args) -> dict:
@@ -210,6 +245,8 @@ def _to_do(args, state: PartialState, inputs: list[tuple[int, str]]) -> list[tup
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    if args.job == "serve":
+        return serve_forever(args)
     # the launcher's processes as one group: gloo on CPU (without `cpu=True` each CPU process would believe it is
     # alone and do all the work), NCCL with one GPU per process; a lone process without a launcher
     state = PartialState(cpu=not torch.cuda.is_available())

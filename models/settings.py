@@ -143,12 +143,15 @@ def queue_size() -> int:
 def launch_defaults() -> dict:
     """The app's flags as set by the environment: `DEPICT_HOST`, `DEPICT_PORT` (or `GRADIO_SERVER_PORT`),
     `DEPICT_SHARE`, `DEPICT_PRESET`, `DEPICT_AUTH` (logins separated by commas, as given: the app refuses a value
-    that names none)."""
+    that names none), `DEPICT_MCP` (serve the jobs as MCP tools too), `DEPICT_BACKEND` (a `python -m models serve`
+    deployment's URL)."""
     env = os.environ.get
     return {
         "host": env("DEPICT_HOST") or ("0.0.0.0" if on_spaces() else "127.0.0.1"),
         "port": int(env("DEPICT_PORT") or env("GRADIO_SERVER_PORT") or 7860),
         "share": env("DEPICT_SHARE", "") in ("1", "true", "yes"),
+        "mcp": env("DEPICT_MCP", "") in ("1", "true", "yes"),
+        "backend": env("DEPICT_BACKEND") or None,
         "preset": env("DEPICT_PRESET") or None,
         "auth": env("DEPICT_AUTH") or None,
     }
