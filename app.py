@@ -1,6 +1,7 @@
 """Depict: describe, generate and edit images.
 
-    python app.py [--host 127.0.0.1] [--port 7860] [--share] [--preset bundled] [--auth-file logins.txt]
+    python app.py [--host 127.0.0.1] [--port 7860] [--share] [--preset bundled] [--auth-file logins.txt] [--mcp]
+                  [--backend http://HOST:8000]
 
 Environment variables mirror the flags (DEPICT_HOST, DEPICT_PORT, DEPICT_SHARE, DEPICT_PRESET, DEPICT_AUTH); on
 Hugging Face Spaces (SPACE_ID set) the app listens on 0.0.0.0 and never opens a share tunnel. Logins asked for but
@@ -19,6 +20,7 @@ import demo
 from demo.results import private_dir
 from models import Engine
 from models.presets import DEFAULT_PRESET
+from models.remote import RemoteEngine
 from models.settings import LIMITS, launch_defaults, on_spaces
 
 
@@ -36,10 +38,16 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--auth-file", type=Path, help="a file of logins, one USER:PASSWORD a line")
     parser.add_argument("--mcp", action="store_true", default=env["mcp"],
                         help="also serve every job as an MCP tool (streamable HTTP at /gradio_api/mcp/)")  # fmt: skip
+    parser.add_argument("--backend", default=env["backend"], metavar="URL",
+                        help="run the jobs on a `python -m models serve` deployment at URL")  # fmt: skip
     args = parser.parse_args(argv)
     if on_spaces():
         args.share = False
     args.auth = logins(args, env["auth"], parser)
+    if args.mcp and args.auth:
+        parser.error("--mcp cannot be combined with logins: Gradio's MCP server calls the app back without them, so "
+                     "its tools would be either open to all or broken. Serve MCP from an instance without --auth "
+                     "(on a private network), or drop --mcp.")  # fmt: skip
     return args
 
 
@@ -79,7 +87,7 @@ def login(pair: str, parser: argparse.ArgumentParser) -> tuple[str, str]:
 def launch(args: argparse.Namespace, **kwargs):
     """Build the engine and the app and serve it; returns gradio's (app, local_url, share_url)."""
     os.environ.setdefault("GRADIO_TEMP_DIR", str(private_dir("gradio")))  # Gradio's copies private, like ours
-    engine = Engine(preset=args.preset)
+    engine = RemoteEngine(args.backend, preset=args.preset) if args.backend else Engine(preset=args.preset)
     blocks = demo.build(engine)
     if args.share and not args.auth:
         print("The share link is open to anyone who has it: add --auth-file FILE to require a login.")

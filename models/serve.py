@@ -18,6 +18,7 @@ import logging
 import os
 from pathlib import Path
 
+import psutil
 import ray
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
@@ -133,3 +134,9 @@ def stop() -> None:
     """Delete the application, stop Serve and leave Ray (stopping it when this process started it)."""
     serve.shutdown()
     ray.shutdown()
+
+
+def replica_processes() -> list[psutil.Process]:
+    """This machine's engine replica processes (Ray names them `ray::ServeReplica:depict:EngineReplica`)."""
+    marker = f"ServeReplica:{APP_NAME}:EngineReplica"
+    return [p for p in psutil.process_iter(["cmdline"]) if marker in " ".join(p.info["cmdline"] or [])]
