@@ -10,7 +10,6 @@ input is answered 400 with the job's sentence; it never takes a replica down. `/
 Ray starts here, or joins the cluster `RAY_ADDRESS` names.
 """
 
-from __future__ import annotations
 
 import asyncio
 import json
