@@ -80,27 +80,27 @@ class Ingress:
     def __init__(self, engines):
         self.engines = engines
 
+    @staticmethod
+    def respond(answer: Answer, replica: str | None = None) -> Response:
+        headers = {REPLICA_HEADER: replica} if replica else None
+        return Response(answer.body, status_code=answer.status, media_type=answer.media_type, headers=headers)
+
     @api.post("/{job}")
     async def job(self, job: str, request: Request) -> Response:
         if job not in JOBS:
-            return respond(Answer.error(404, f"no job {job!r}: POST to one of /{', /'.join(JOBS)}."))
+            return self.respond(Answer.error(404, f"no job {job!r}: POST to one of /{', /'.join(JOBS)}."))
         try:
             options = await read_options(request)
         except ValueError as error:
-            return respond(Answer.error(400, str(error)))
+            return self.respond(Answer.error(400, str(error)))
         for attempt in range(1, ATTEMPTS + 1):
             try:
                 answer, replica = await self.engines.run.remote(job, options)
-                return respond(answer, replica)
+                return self.respond(answer, replica)
             except (RayActorError, ReplicaUnavailableError) as error:
                 log.warning("%s: replica lost (%s), attempt %d of %d", job, type(error).__name__, attempt, ATTEMPTS)
                 await asyncio.sleep(RETRY_WAIT_S)
-        return respond(Answer.error(503, f"{job}: every attempt lost its replica; try again."))
-
-
-def respond(answer: Answer, replica: str | None = None) -> Response:
-    headers = {REPLICA_HEADER: replica} if replica else None
-    return Response(answer.body, status_code=answer.status, media_type=answer.media_type, headers=headers)
+        return self.respond(Answer.error(503, f"{job}: every attempt lost its replica; try again."))
 
 
 def build_app(preset: str, replicas: int = 1, num_cpus: float = 1.0, num_gpus: float = 0.0,
