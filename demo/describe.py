@@ -21,6 +21,7 @@ from .examples import example_images
 from .gpu import gpu
 from .load_settings import settings_loader
 from .uploads import image_input
+from .upscale import results_action
 from .user_errors import user_errors
 
 
@@ -42,6 +43,7 @@ def build(engine: Engine) -> None:
         with gr.Column(scale=3):
             comparison = results_gallery("Original and regenerated", elem_id="regenerate-gallery")
             fidelity = gr.JSON(label="Fidelity and parameters")
+            results_action(engine, comparison, fidelity, controls.preset)
     slot = job_slot()
     gr.Examples([[p] for p in example_images()], inputs=[image])
 

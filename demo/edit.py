@@ -1,4 +1,4 @@
-"""Edit tab: paint a mask and say what goes there (inpainting), or type an instruction."""
+"""Edit tab: paint a mask and say what goes there (inpainting), type an instruction, or upscale the picture."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from .controls import (
 from .examples import example_images
 from .load_settings import settings_loader
 from .uploads import CheckedImageEditor, image_input
+from .upscale import results_action, scale_picker, upscale_endpoint
 
 
 def split_editor(editor: dict | None):
@@ -36,6 +37,7 @@ def split_editor(editor: dict | None):
 
 def build(engine: Engine) -> None:
     defaults = engine.preset()
+    history, slot = gr.State([]), job_slot()
     with gr.Row():
         with gr.Column(scale=2):
             editor = CheckedImageEditor(label="Image (paint over what to change)", elem_id="edit-editor", type="pil",
@@ -56,13 +58,16 @@ def build(engine: Engine) -> None:
                 instruct_button, instruct_stop = run_buttons("Apply instruction", "instruct-run")
                 gr.Examples([["make the circle blue"], ["change the background to yellow"], ["turn it into a star"],
                              ["make it small"], ["move it to the left"]], inputs=[instruction])  # fmt: skip
+            with gr.Tab("Upscale"):
+                scale = scale_picker()
+                upscale_button, upscale_stop = run_buttons("Upscale", "upscale-run")
             controls = sampling_controls(engine)
             settings_loader({"prompt": prompt, "strength": strength, "instruction": instruction,
                              "image_guidance": image_guidance, **controls.widgets}, list(engine.registry))  # fmt: skip
         with gr.Column(scale=3):
             gallery = results_gallery(elem_id="edit-gallery")
             info = parameters_view()
-    history, slot = gr.State([]), job_slot()
+            results_action(engine, gallery, info, controls.preset, history)
     gr.Examples([[p] for p in example_images()], inputs=[editor])
 
     def inpaint(options, progress, history, slot):
@@ -95,5 +100,8 @@ def build(engine: Engine) -> None:
         instruct_handler, instruct_handler_inputs, [gallery, info], api_name="instruct_edit",
         concurrency_id="instruct_pipeline",
     )  # fmt: skip
+    upscale_event = upscale_endpoint(engine, image, scale, controls.preset, upscale_button, (gallery, info, history),
+                                     slot, trigger=from_editor(upscale_button).success)  # fmt: skip
     wire_stop(inpaint_stop, slot, [inpaint_event])
     wire_stop(instruct_stop, slot, [instruct_event])
+    wire_stop(upscale_stop, slot, [upscale_event])

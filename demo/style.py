@@ -22,12 +22,14 @@ from .controls import (
 from .examples import example_images
 from .load_settings import settings_loader
 from .uploads import image_input
+from .upscale import results_action
 
 JOB = "style_transfer"  # the engine job this tab runs (its preset defaults differ: see `Preset.default_guidance`)
 
 
 def build(engine: Engine) -> None:
     styles = engine.styles()
+    history, slot = gr.State([]), job_slot()
     with gr.Row():
         with gr.Column(scale=2):
             image = image_input(label="Content image", elem_id="style-image", elem_classes=["depict-pixelated"], height=280)
@@ -47,7 +49,7 @@ def build(engine: Engine) -> None:
         with gr.Column(scale=3):
             gallery = results_gallery(elem_id="style-gallery")
             info = parameters_view()
-    history, slot = gr.State([]), job_slot()
+            results_action(engine, gallery, info, controls.preset, history)
     gr.Examples([[p] for p in example_images()], inputs=[image])
 
     def style_transfer(options, progress, history, slot):

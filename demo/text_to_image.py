@@ -19,6 +19,7 @@ from .controls import (
     wire_stop,
 )
 from .load_settings import settings_loader
+from .upscale import results_action
 
 EXAMPLES = [
     "a small red star at the top on a blue background",
@@ -30,6 +31,7 @@ EXAMPLES = [
 
 def build(engine: Engine) -> None:
     defaults = engine.preset()
+    history, slot = gr.State([]), job_slot()
     with gr.Row():
         with gr.Column(scale=2):
             prompt = gr.Textbox(label="Prompt", elem_id="t2i-prompt", lines=2, max_length=LIMITS.max_prompt_chars,
@@ -44,7 +46,7 @@ def build(engine: Engine) -> None:
         with gr.Column(scale=3):
             gallery = results_gallery(elem_id="t2i-gallery")
             info = parameters_view()
-    history, slot = gr.State([]), job_slot()
+            results_action(engine, gallery, info, controls.preset, history)
     gr.Examples([[e] for e in EXAMPLES], inputs=[prompt])
 
     def text_to_image(options, progress, history, slot):

@@ -7,6 +7,7 @@
     python -m models style picture.png --style NAME [--strength 0.6] --out styled.png
     python -m models inpaint picture.png --mask mask.png --prompt TEXT --out filled.png
     python -m models edit picture.png --instruction "make the circle green" --out edited.png
+    python -m models upscale picture.png --scale 4 --out big.png
 
 A batch (`--prompts FILE`, one prompt a line, or a folder of images in place of `picture.png`) is written to
 `--out-dir`: files named by input index, and a `manifest.jsonl` with a line per file, or per input that failed (with
@@ -57,7 +58,9 @@ def parse_args(argv=None) -> argparse.Namespace:
             sub.add_argument("image", help="input image, or a folder of images (a batch, with --out-dir)")
         sub.add_argument("--out-dir", type=Path, help="where a batch's files and its manifest.jsonl go")
         sub.add_argument("--resume", action="store_true", help="skip the inputs --out-dir's manifest holds as done")
-        if name != "describe":
+        if name == "upscale":
+            sub.add_argument("--out", default="upscale.png", help="output PNG")
+        elif name != "describe":
             sub.add_argument("--seed", type=int, default=0)
             sub.add_argument("--steps", type=int)
             sub.add_argument("--guidance", type=float)
@@ -87,6 +90,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     edit = job("edit", "edit by instruction")
     edit.add_argument("--instruction", required=True)
     serve_parser(jobs.add_parser("serve", help="serve every job over HTTP from Ray Serve replicas"))
+    upscale = job("upscale", "make the image 2x or 4x larger")
+    upscale.add_argument("--scale", type=int, default=2, help="2 or 4")
     args = parser.parse_args(argv)
     if args.job == "serve":
         return args
@@ -183,6 +188,8 @@ def _job(engine: Engine, args, options: dict, control: JobControl):
         return lambda image: engine.style_transfer(image, args.style, strength=args.strength, control=control, **options)
     if args.job == "inpaint":
         return lambda image: engine.inpaint(image, args.mask, args.prompt, control=control, **options)
+    if args.job == "upscale":
+        return lambda image: engine.upscale(image, scale=args.scale, control=control)
     return lambda image: engine.instruct_edit(image, args.instruction, control=control, **options)
 
 
@@ -203,9 +210,10 @@ def _process(engine: Engine, args, index: int, item: str, rank: int, show_steps:
     record = {"index": index, _key(args): item, "process": rank}
     started = time.perf_counter()
     try:
-        with tqdm(total=1, desc="steps", leave=False, disable=not show_steps or args.job == "describe") as bar:
+        stepless = args.job in ("describe", "upscale")  # jobs without sampling steps or sampling options
+        with tqdm(total=1, desc="steps", leave=False, disable=not show_steps or stepless) as bar:
             control = JobControl(on_step=lambda done, total: (setattr(bar, "total", total), bar.update(done - bar.n)))
-            result = _job(engine, args, {} if args.job == "describe" else _options(args), control)(item)
+            result = _job(engine, args, {} if stepless else _options(args), control)(item)
         seconds = round(time.perf_counter() - started, 3)
         if isinstance(result, str):
             return [{**record, "description": result, "seconds": seconds}]

@@ -27,6 +27,8 @@ from .jobs import (
     StyleTransferParams,
     TextToImage,
     TextToImageParams,
+    Upscale,
+    UpscaleParams,
 )
 from .pipelines import LoadedPreset, PipelineCache
 from .presets import DEFAULT_PRESET, Preset, preset_from_folder, presets, sharing
@@ -57,7 +59,7 @@ class Engine:
         transformers.utils.logging.disable_progress_bar()
         self.policy = choose_policy(device, dtype)
         self.cache = PipelineCache(self.policy, self.registry)
-        jobs = (TextToImage, Describe, Regenerate, StyleTransfer, Inpaint, InstructEdit)
+        jobs = (TextToImage, Describe, Regenerate, StyleTransfer, Inpaint, InstructEdit, Upscale)
         self._jobs = {job.name: job(self.cache, self.preset) for job in jobs}
 
     def register_folder(self, folder: str | Path, name: str | None = None, **defaults) -> str:
@@ -135,3 +137,7 @@ class Engine:
     def instruct_edit(self, image, instruction: str, control: JobControl | None = None, **options) -> Result:
         params = InstructEditParams(image=image, instruction=instruction, **options)
         return self._jobs["instruct_edit"](params, control)
+
+    def upscale(self, image, scale: int = 2, preset: str | None = None, control: JobControl | None = None) -> Result:
+        """`image` `scale` (2 or 4) times larger with the preset's super-resolution model."""
+        return self._jobs["upscale"](UpscaleParams(image=image, scale=scale, preset=preset), control)

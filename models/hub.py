@@ -52,6 +52,7 @@ REPOS: dict[str, dict[str, str]] = {
     "stable-diffusion-v1-5/stable-diffusion-v1-5": _SD,
     "timbrooks/instruct-pix2pix": _SD,
     "latent-consistency/lcm-lora-sdv1-5": {"pytorch_lora_weights.safetensors": ""},
+    "stabilityai/stable-diffusion-x4-upscaler": {**_SD, "low_res_scheduler/scheduler_config.json": ""},
     "madebyollin/taesd": _AUTOENCODER_TINY,
     "madebyollin/taesdxl": _AUTOENCODER_TINY,
     # converted with transformers 4.56: the image processor in `preprocessor_config.json`; its tokenizer files may

@@ -46,10 +46,11 @@ from .reference import ReferenceAdapter
 from .schedulers import make_scheduler
 from .settings import adapters_dir
 from .speed import decide
+from .upscaler import Upscaler
 
 log = logging.getLogger(__name__)
 
-ROLES = ("text_to_image", "image_to_image", "inpaint", "instruct_edit", "captioner")
+ROLES = ("text_to_image", "image_to_image", "inpaint", "instruct_edit", "captioner", "upscaler")
 SPEED_ADAPTER = "speed"
 COMPILING = ("Compiling the model for this image size: the first image on this machine waits for it, "
              "later starts read what it compiled.")  # fmt: skip
@@ -163,12 +164,14 @@ class LoadedPreset:
             return pipeline
         if role == "instruct_edit":
             return self._build_instruct()
-        if role == "captioner":
+        if role in ("captioner", "upscaler"):
             if self.shared:
-                return self.shared.pipeline("captioner")
-            if not self.preset.captioner:
-                raise PresetUnavailable(f"Preset '{self.preset.name}' has no captioning model.")
-            return load_pretrained(Captioner, self.preset.captioner, self.preset, "captioner", policy=self.policy)
+                return self.shared.pipeline(role)
+            loader = {"captioner": Captioner, "upscaler": Upscaler}[role]
+            source = getattr(self.preset, role)
+            if not source:
+                raise PresetUnavailable(f"Preset '{self.preset.name}' has no {role} model.")
+            return load_pretrained(loader, source, self.preset, role, policy=self.policy)
         raise ValueError(f"Unknown pipeline role {role!r}; roles are {', '.join(ROLES)}.")
 
     def _build_instruct(self):

@@ -33,6 +33,7 @@ class Preset:
     label: str
     text_to_image: str
     captioner: str | None = None
+    upscaler: str | None = None  # a super-resolution network folder (`models.upscaler`)
     instruct_edit: str | None = None
     instruct_shares_components: bool = False  # instruct-edit UNet reuses the base VAE and text encoder
     speed_adapter: str | None = None  # a LoRA always active (e.g. LCM-LoRA), as "repo_or_folder[:weight_name]"
@@ -46,7 +47,8 @@ class Preset:
     image_guidance: float = 1.5  # instruct-edit: how closely to follow the input image
     style_guidance: float | None = None  # style transfer's default guidance; None: `guidance`
     shapes_world: bool = False  # the bundled family: captions follow the shapes grammar
-    base: str | None = None  # a preset whose autoencoder, text encoder and captioner this one shares (loaded once)
+    base: str | None = None  # a preset whose autoencoder, text encoder, captioner and upscaler this one shares (loaded
+    # once)
     samplers: tuple[str, ...] = ()  # the samplers its model is made for (a distilled student's); empty: any
     reference_adapter: str | None = None  # IP-Adapter for style reference images, "repo:subfolder/weight.safetensors"
     local: bool = False
@@ -60,12 +62,14 @@ class Preset:
         return self.style_guidance if job == "style_transfer" and self.style_guidance is not None else self.guidance
 
     def sources(self) -> dict[str, str]:
-        roles = {"text_to_image": self.text_to_image, "captioner": self.captioner, "instruct_edit": self.instruct_edit}
+        roles = {"text_to_image": self.text_to_image, "captioner": self.captioner, "instruct_edit": self.instruct_edit,
+                 "upscaler": self.upscaler}  # fmt: skip
         return {role: source for role, source in roles.items() if source}
 
     def missing(self) -> list[str]:
-        """Sources that are neither a local folder nor in the hub cache."""
-        return [source for source in self.sources().values() if not is_available(source)]
+        """Sources that are neither a local folder nor in the hub cache. The upscaler is left out: a preset without it
+        serves every other job, and `upscale` says what to download."""
+        return [source for role, source in self.sources().items() if role != "upscaler" and not is_available(source)]
 
     def available(self) -> bool:
         return not self.missing()
@@ -83,22 +87,23 @@ class Preset:
 
 
 CAPTIONER = "florence-community/Florence-2-base"  # safetensors on main, native in transformers (no remote code)
+UPSCALER = "stabilityai/stable-diffusion-x4-upscaler"  # diffusers' StableDiffusionUpscalePipeline, safetensors
 HUB_PRESETS = {
     "sd-turbo": Preset(
         name="sd-turbo", label="SD-Turbo (hub, 1-4 steps)", text_to_image="stabilityai/sd-turbo",
-        captioner=CAPTIONER, instruct_edit="timbrooks/instruct-pix2pix",
+        captioner=CAPTIONER, instruct_edit="timbrooks/instruct-pix2pix", upscaler=UPSCALER,
         steps=1, guidance=0.0, width=512, height=512,
     ),
     "sdxl-turbo": Preset(
         name="sdxl-turbo", label="SDXL-Turbo (hub, 1-4 steps)", text_to_image="stabilityai/sdxl-turbo",
-        captioner=CAPTIONER, instruct_edit="timbrooks/instruct-pix2pix",
+        captioner=CAPTIONER, instruct_edit="timbrooks/instruct-pix2pix", upscaler=UPSCALER,
         steps=1, guidance=0.0, width=512, height=512,
         reference_adapter="h94/IP-Adapter:sdxl_models/ip-adapter_sdxl.safetensors",
     ),
     "sd15-lcm": Preset(
         name="sd15-lcm", label="SD 1.5 + LCM-LoRA (hub, 4 steps)",
         text_to_image="stable-diffusion-v1-5/stable-diffusion-v1-5",
-        captioner=CAPTIONER, instruct_edit="timbrooks/instruct-pix2pix",
+        captioner=CAPTIONER, instruct_edit="timbrooks/instruct-pix2pix", upscaler=UPSCALER,
         instruct_shares_components=True, speed_adapter="latent-consistency/lcm-lora-sdv1-5",
         steps=4, guidance=1.0, width=512, height=512, scheduler="lcm",
         reference_adapter="h94/IP-Adapter:models/ip-adapter_sd15.safetensors",
@@ -153,19 +158,20 @@ def preset_from_folder(folder: str | Path, name: str | None = None) -> Preset:
     spec = {"vae_tiny": tiny, **json.loads(spec_file.read_text())}
     spec.pop("cpu_bfloat16", None)  # older folders' speed flag: the speed policy decides now (models/speed.py)
     spec["samplers"] = tuple(spec.get("samplers", ()))
-    for role in ("text_to_image", "captioner", "instruct_edit", "adapters_dir", "vae_tiny"):
+    for role in ("text_to_image", "captioner", "instruct_edit", "upscaler", "adapters_dir", "vae_tiny"):
         if spec.get(role):
             spec[role] = str(folder / spec[role])
     return Preset(name=name or spec.pop("name", folder.name), local=True, **spec)
 
 
 def sharing(preset: Preset, registry: dict[str, Preset]) -> Preset:
-    """A preset with a `base` takes its base's captioner (loaded once, for both)."""
+    """A preset with a `base` takes its base's captioner and upscaler (loaded once, for both)."""
     if preset.base is None:
         return preset
     if preset.base not in registry:
         raise PresetUnavailable(f"Preset '{preset.name}' shares the modules of '{preset.base}', which is not known.")
-    return replace(preset, captioner=registry[preset.base].captioner)
+    base = registry[preset.base]
+    return replace(preset, captioner=base.captioner, upscaler=base.upscaler)
 
 
 def presets() -> dict[str, Preset]:

@@ -160,3 +160,39 @@ def decide(pipeline, preset: Preset, policy: DevicePolicy) -> SpeedPolicy:
         compile=compiled, openvino=openvino, traced=traced, quantize="int8" if int8 else "int8-weights" if int8_weights else "off", tiny_decoder=tiny_companion(preset, family),
         reasons=tuple(reasons),
     )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class UpscalePolicy:
+    """What a super-resolution network runs with, and why."""
+
+    parameters: int
+    device: str
+    dtype: str
+    channels_last: bool
+    reasons: tuple[str, ...]
+
+    @property
+    def torch_dtype(self) -> torch.dtype:
+        return getattr(torch, self.dtype)
+
+    def as_metadata(self) -> dict:
+        return {**asdict(self), "reasons": list(self.reasons)}
+
+
+def decide_upscaler(network, policy: DevicePolicy) -> UpscalePolicy:
+    """The policy for a super-resolution network: the device's dtype, except bf16 only for a large network on a CPU
+    with native bf16 (fp32 otherwise, as for the UNets); channels-last on CPU (oneDNN's NHWC convolutions); nothing
+    compiled or traced: a request runs it eagerly, and there is no background build to wait for."""
+    count = parameters(network)
+    large = count >= large_unet_parameters()
+    dtype = policy.dtype
+    reasons = [f"{count / 1e6:.2f}M parameters ({'at or over' if large else 'under'} "
+               f"{large_unet_parameters() / 1e6:.0f}M)"]  # fmt: skip
+    if policy.device == "cpu" and not policy.dtype_chosen:
+        dtype = torch.bfloat16 if large and cpu_has_native_bf16() else torch.float32
+        reasons.append(f"{'bf16: large network, native bf16' if dtype == torch.bfloat16 else 'fp32'} on this CPU")
+    channels_last = policy.device == "cpu"
+    reasons.append("channels-last on CPU" if channels_last else "contiguous layout")
+    return UpscalePolicy(parameters=count, device=policy.device, dtype=str(dtype).removeprefix("torch."),
+                         channels_last=channels_last, reasons=tuple(reasons))  # fmt: skip

@@ -16,11 +16,14 @@ import torch
 from diffusers import (
     AutoencoderKL,
     AutoencoderTiny,
+    DDIMScheduler,
+    DDPMScheduler,
     EulerAncestralDiscreteScheduler,
     EulerDiscreteScheduler,
     PNDMScheduler,
     StableDiffusionInstructPix2PixPipeline,
     StableDiffusionPipeline,
+    StableDiffusionUpscalePipeline,
     StableDiffusionXLPipeline,
     UNet2DConditionModel,
 )
@@ -133,6 +136,26 @@ def sdxl_turbo(root: Path) -> None:
         scheduler=EulerAncestralDiscreteScheduler(**_NOISE, timestep_spacing="trailing"),
     )  # fmt: skip
     save_pipeline(pipeline, snapshot(root, "stabilityai/sdxl-turbo"), fp16=True)
+
+
+def x4_upscaler(root: Path) -> None:
+    """`stabilityai/stable-diffusion-x4-upscaler`: a UNet on 4 latent + 3 low-resolution image channels with the noise
+    level as a class embedding, a 3-level VAE (4x, scaling factor 0.08333), DDPM noising the low-resolution picture,
+    DDIM with v-prediction (the real one: channels (256, 512, 512, 1024), VAE (128, 256, 512))."""
+    torch.manual_seed(5)
+    tokenizer = clip_tokenizer(pad_token="!")
+    betas = {"beta_start": 0.0001, "beta_end": 0.02, "beta_schedule": "scaled_linear", "num_train_timesteps": 1000}
+    pipeline = StableDiffusionUpscalePipeline(
+        vae=AutoencoderKL(**{**_VAE, "block_out_channels": (8, 8, 8), "down_block_types": ("DownEncoderBlock2D",) * 3,
+                             "up_block_types": ("UpDecoderBlock2D",) * 3}, scaling_factor=0.08333),
+        text_encoder=clip_text(tokenizer), tokenizer=tokenizer,
+        unet=UNet2DConditionModel(**{**_UNET_SD, "sample_size": 128}, in_channels=7, out_channels=4,
+                                  num_class_embeds=1000, attention_head_dim=(2, 4), use_linear_projection=True,
+                                  cross_attention_dim=WIDTH),
+        low_res_scheduler=DDPMScheduler(**betas), scheduler=DDIMScheduler(**betas, prediction_type="v_prediction"),
+        max_noise_level=350,
+    )  # fmt: skip
+    save_pipeline(pipeline, snapshot(root, "stabilityai/stable-diffusion-x4-upscaler"), fp16=False)
 
 
 _SD15_INDEX = {"safety_checker": ["stable_diffusion", "StableDiffusionSafetyChecker"],
@@ -293,6 +316,7 @@ def build_hub_cache(root: Path, wanted: dict[str, set[str]] | None = None) -> Pa
     taesd(root)
     florence2(root)
     ip_adapter(root)
+    x4_upscaler(root)
     if wanted is not None:
         keep_only(root, wanted)
     return root

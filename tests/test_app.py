@@ -10,7 +10,7 @@ from models.metadata import read_metadata
 from models.shapes import GRAMMAR, render
 
 PROMPT = "a small red star at the top on a blue background"
-ENDPOINTS = {"/describe", "/regenerate", "/text_to_image", "/style_transfer", "/inpaint", "/instruct_edit"}
+ENDPOINTS = {"/describe", "/regenerate", "/text_to_image", "/style_transfer", "/inpaint", "/instruct_edit", "/upscale"}
 
 
 @pytest.fixture(scope="module")

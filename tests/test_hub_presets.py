@@ -69,6 +69,7 @@ JOBS = {
     "style_reference": (lambda e, p: e.style_transfer(CONTENT, style_image=REFERENCE, preset=p), WORKING),
     "inpaint": (lambda e, p: e.inpaint(CONTENT, MASK, "a blue circle", preset=p), WORKING),
     "instruct_edit": (lambda e, p: e.instruct_edit(CONTENT, "make it blue", preset=p), WORKING),
+    "upscale": (lambda e, p: e.upscale(CONTENT.resize((40, 24)), scale=4, preset=p), (160, 96)),
 }
 REFUSED = {("sd-turbo", "style_reference"): "Preset 'sd-turbo' takes no `style_image`: it has no IP-Adapter"}
 

@@ -20,6 +20,7 @@ from peft import LoraConfig
 from peft.utils import get_peft_model_state_dict
 
 from models.shapes import vocabulary
+from models.upscaler import PixelShuffleUpscaler
 from training.captioning import build_captioner, build_processor
 from training.diffusion import NOISE, build_text_encoder, build_unet
 from training.tokenizer import build_tokenizer
@@ -65,7 +66,7 @@ def save_lora(unet, folder: Path, name: str, seed: int, rank: int = 4, text_enco
 
 def build_tiny_preset(folder: Path, adapters=("warm", "cool")) -> Path:
     """A complete preset folder: text-to-image, captioner, instruct-edit (sharing VAE and text encoder), LoRAs,
-    and a tiny autoencoder (`vae_tiny/`, found by the speed policy)."""
+    an upscaler, and a tiny autoencoder (`vae_tiny/`, found by the speed policy)."""
     folder = Path(folder)
     components = _components(seed=0)
     pipeline = StableDiffusionPipeline(**components)
@@ -85,6 +86,9 @@ def build_tiny_preset(folder: Path, adapters=("warm", "cool")) -> Path:
     build_captioner(processor, WIDTH).save_pretrained(folder / "captioner")
     processor.save_pretrained(folder / "captioner")
 
+    torch.manual_seed(4)
+    PixelShuffleUpscaler(scale=4, channels=8, layers=3).save(folder / "upscaler")
+
     (folder / "adapters").mkdir()
     for index, name in enumerate(adapters):  # the second one adapts the text encoder too
         text_encoder = components["text_encoder"] if index == 1 else None
@@ -92,6 +96,7 @@ def build_tiny_preset(folder: Path, adapters=("warm", "cool")) -> Path:
 
     spec = {
         "label": "Tiny random test preset", "text_to_image": "text_to_image", "captioner": "captioner",
+        "upscaler": "upscaler",
         "instruct_edit": "instruct_edit", "instruct_shares_components": True, "adapters_dir": "adapters",
         "steps": 2, "guidance": 3.0, "style_guidance": 2.0, "width": 64, "height": 64,
     }  # fmt: skip

@@ -1,4 +1,5 @@
-"""The shapes world's renderer: a caption and a seed give a 64x64 anti-aliased image."""
+"""The shapes world's renderer: a caption and a seed give a 64x64 anti-aliased image (or the same scene drawn at a
+higher resolution, the ground truth of upscaling)."""
 
 from __future__ import annotations
 
@@ -81,12 +82,15 @@ def shape_coverage(attributes: Attributes, seed: int = 0, supersample: int = _SU
     return draw_coverage(attributes.shape, *layout(attributes, seed), supersample=supersample)
 
 
-def render_attributes(attributes: Attributes, seed: int = 0) -> Image.Image:
-    """Render a scene: flat colours, edges anti-aliased by 4x supersampling."""
-    coverage = shape_coverage(attributes, seed)
+def render_attributes(attributes: Attributes, seed: int = 0, size: int = IMAGE_SIZE) -> Image.Image:
+    """Render a scene: flat colours, edges anti-aliased by 4x supersampling. `size` (a multiple of 64) draws the same
+    scene at that many pixels a side."""
+    if size % IMAGE_SIZE:
+        raise ValueError(f"`size` must be a multiple of {IMAGE_SIZE}, got {size}.")
+    coverage = shape_coverage(attributes, seed, supersample=_SUPERSAMPLE * size // IMAGE_SIZE)
     background = Image.new("RGB", coverage.size, PALETTE[attributes.background])
     shape = Image.new("RGB", coverage.size, PALETTE[attributes.color])
-    return Image.composite(shape, background, coverage).resize((IMAGE_SIZE, IMAGE_SIZE), Image.Resampling.BOX)
+    return Image.composite(shape, background, coverage).resize((size, size), Image.Resampling.BOX)
 
 
 def render(caption: str, seed: int = 0) -> Image.Image:
