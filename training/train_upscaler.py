@@ -2,9 +2,10 @@
 
 The renderer draws every scene at both sizes, so the network learns the true high-resolution picture, not a blurred
 guess. Pairs: the 64x64 render (what the app makes) and the same scene rendered at 256x256; batches are random crops.
-Loss L1, EMA of the weights. Quality on renders of scenes it never saw (two seeds): PSNR/SSIM against the true render
-beside bicubic and Lanczos at 4x and 2x (2x: the network's 4x box-filtered by 2, against the 128x128 render), and the
-world's judge reading the upscaled picture as it reads the original.
+Loss MSE (L1 stalled at bicubic: its equal pull on the many flat pixels keeps the edge correction at zero), EMA of the
+weights. Quality on renders of scenes it never saw (two seeds): PSNR/SSIM against the true render beside bicubic and
+Lanczos at 4x and 2x (2x: the network's 4x box-filtered by 2, against the 128x128 render), and the world's judge
+reading the upscaled picture as it reads the original.
 
     flock /tmp/depict-torch.lock nice -n 10 python -m training.train_upscaler --out models/bundled/upscaler
 """
@@ -33,8 +34,8 @@ RESAMPLERS = {"bicubic": Image.Resampling.BICUBIC, "lanczos": Image.Resampling.L
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = training_parser(__doc__, out="runs/upscaler", work_dir="runs/upscaler-work", steps=3000, batch_size=16,
-                             lr=2e-3, data=2048, tiny={"scenes": 8, "eval_scenes": 2, "crop": 16})  # fmt: skip
+    parser = training_parser(__doc__, out="runs/upscaler", work_dir="runs/upscaler-work", steps=1500, batch_size=16,
+                             lr=1e-3, data=2048, tiny={"scenes": 8, "eval_scenes": 2, "crop": 16})  # fmt: skip
     parser.add_argument("--channels", type=int, default=48)
     parser.add_argument("--layers", type=int, default=6)
     parser.add_argument("--crop", type=int, default=32, help="low-resolution crop side of each training example")
@@ -131,9 +132,9 @@ def main(argv=None) -> dict:
     for step in progress:
         lows, highs = crops(low, high, args.batch_size, args.crop, generator)
         set_warmup_cosine_lr(optimizer, args.lr, step, warmup=100, total=args.steps)
-        loss = (network(lows) - highs).abs().mean()
+        loss = F.mse_loss(network(lows), highs)
         optimizer_step(loss, optimizer, {ema: network}, step)
-        progress.set_postfix(loss=f"{loss.item():.4f}")
+        progress.set_postfix(loss=f"{loss.item():.2e}")
         if (step + 1) % args.checkpoint_every == 0 or step + 1 == args.steps:
             checkpoints.save(step + 1, modules, optimizer, {"elapsed": time.time() - began})
     final = ema.module.eval()
