@@ -40,18 +40,18 @@ def results_action(engine: Engine, gallery: gr.Gallery, info: gr.JSON, preset: g
         button = gr.Button("Upscale the picked result")
     picked = gr.State(None)
 
-    def pick(items, selected: gr.SelectData):
+    def pick_result(items, selected: gr.SelectData):
         return items[selected.index][0]
 
     @user_errors
-    def upscale(items, path, scale, preset, progress=gr.Progress()):
+    def upscale_picked(items, path, scale, preset, progress=gr.Progress()):  # named apart from the `/upscale` endpoint
         if path is None:
             raise gr.Error("Pick a result in the gallery first, then upscale it.", title="Nothing picked")
         shown, metadata, _ = run_and_show(engine.upscale, None, items, progress, image=path, scale=int(scale),
                                           preset=preset or None)  # fmt: skip
         return (shown, metadata, shown) if history is not None else (shown, metadata)
 
-    gallery.select(pick, gallery, picked, api_visibility="private")
+    gallery.select(pick_result, gallery, picked, api_visibility="private")
     outputs = [gallery, info] + ([history] if history is not None else [])
-    button.click(upscale, [gallery, picked, scale, preset], outputs, api_visibility="private",
+    button.click(upscale_picked, [gallery, picked, scale, preset], outputs, api_visibility="private",
                  concurrency_id="upscaler")  # fmt: skip
