@@ -23,11 +23,12 @@ def upscale_endpoint(engine: Engine, image: gr.Image, scale: gr.Radio, preset: g
     gallery, info, history = outputs
 
     def upscale(options, progress, history, slot):
+        """Make a picture 2x or 4x larger with the preset's upscaler (`scale`: 2 or 4)."""
         return run_and_show(engine.upscale, slot, history, progress, **options)
 
     inputs = {"image": image, "scale": scale, "preset": preset}
     handler, handler_inputs = job_endpoint(UpscaleParams, inputs, {"history": history, "slot": slot}, upscale)
-    return (trigger or button.click)(handler, handler_inputs, [gallery, info, history], api_name="upscale",
+    return (trigger or button.click)(handler, handler_inputs, [gallery, info], api_name="upscale",
                                      concurrency_id="upscaler")  # fmt: skip
 
 
@@ -44,14 +45,15 @@ def results_action(engine: Engine, gallery: gr.Gallery, info: gr.JSON, preset: g
         return items[selected.index][0]
 
     @user_errors
-    def upscale_picked(items, path, scale, preset, progress=gr.Progress()):  # named apart from the `/upscale` endpoint
+    def upscale_picked(items, path, scale, preset, history, progress=gr.Progress()):  # apart from `/upscale`
         if path is None:
             raise gr.Error("Pick a result in the gallery first, then upscale it.", title="Nothing picked")
-        shown, metadata, _ = run_and_show(engine.upscale, None, items, progress, image=path, scale=int(scale),
-                                          preset=preset or None)  # fmt: skip
-        return (shown, metadata, shown) if history is not None else (shown, metadata)
+        shown, metadata = run_and_show(engine.upscale, None, items, progress, image=path, scale=int(scale),
+                                       preset=preset or None)  # fmt: skip
+        history[:] = shown  # the tab's next job keeps the upscaled picture in its gallery
+        return shown, metadata
 
     gallery.select(pick_result, gallery, picked, api_visibility="private")
-    outputs = [gallery, info] + ([history] if history is not None else [])
-    button.click(upscale_picked, [gallery, picked, scale, preset], outputs, api_visibility="private",
+    history = history if history is not None else gr.State([])
+    button.click(upscale_picked, [gallery, picked, scale, preset, history], [gallery, info], api_visibility="private",
                  concurrency_id="upscaler")  # fmt: skip
