@@ -8,6 +8,7 @@ import json
 import math
 import random
 import shutil
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -16,7 +17,6 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, load_model, save_file, save_model
 from tqdm import tqdm
-
 
 # every training script's smoke run (`--tiny`, CI): two steps of batch 4, a checkpoint after each
 TINY = {"steps": 2, "batch_size": 4, "checkpoint_every": 1}
@@ -99,6 +99,17 @@ def set_warmup_cosine_lr(optimizer: torch.optim.Optimizer, base_lr: float, step:
         factor = floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
     for group in optimizer.param_groups:
         group["lr"] = base_lr * factor
+
+
+def median_ms(run, repeats: int) -> float:
+    """Median milliseconds of `run()` over `repeats` calls, after 3 warm-up calls, without gradients."""
+    times = []
+    with torch.no_grad():
+        for _ in range(repeats + 3):
+            began = time.perf_counter()
+            run()
+            times.append(time.perf_counter() - began)
+    return round(1000 * statistics.median(times[3:]), 2)
 
 
 def command_line(module: str, argv) -> str:

@@ -14,7 +14,6 @@ judge on both decodes of held-out scenes.
 from __future__ import annotations
 
 import argparse
-import statistics
 import time
 from pathlib import Path
 
@@ -26,7 +25,16 @@ from PIL import Image
 
 from models.shapes import judge
 
-from .common import EMA, command_line, optimizer_step, resume_run, set_seed, set_warmup_cosine_lr, training_parser
+from .common import (
+    EMA,
+    command_line,
+    median_ms,
+    optimizer_step,
+    resume_run,
+    set_seed,
+    set_warmup_cosine_lr,
+    training_parser,
+)
 from .data import prepare_scenes, tensor_psnr, to_model_range
 from .evaluate import tally
 from .model_card import hardware, write_model_card
@@ -77,13 +85,7 @@ def evaluate(tiny: AutoencoderTiny, teacher: AutoencoderKL, images: torch.Tensor
 
 
 def decode_ms(decoder, latents: torch.Tensor, repeats: int = 30) -> float:
-    times = []
-    with torch.no_grad():
-        for _ in range(repeats + 3):
-            began = time.perf_counter()
-            decoder(latents)
-            times.append(time.perf_counter() - began)
-    return round(1000 * statistics.median(times[3:]), 2)
+    return median_ms(lambda: decoder(latents), repeats)
 
 
 def main(argv=None) -> dict:

@@ -26,7 +26,16 @@ from models.metrics import psnr, ssim
 from models.shapes import IMAGE_SIZE, judge, random_attributes, render_attributes
 from models.upscaler import PixelShuffleUpscaler, to_image, to_tensor
 
-from .common import EMA, command_line, optimizer_step, resume_run, set_seed, set_warmup_cosine_lr, training_parser
+from .common import (
+    EMA,
+    command_line,
+    median_ms,
+    optimizer_step,
+    resume_run,
+    set_seed,
+    set_warmup_cosine_lr,
+    training_parser,
+)
 from .model_card import hardware, write_model_card
 
 SCALE = 4
@@ -108,13 +117,7 @@ def evaluate(network: PixelShuffleUpscaler, count: int, seed: int) -> dict:
 def upscale_ms(network: PixelShuffleUpscaler, repeats: int = 20) -> float:
     """Median milliseconds of one 64x64 -> 256x256 upscale, batch 1."""
     image = to_tensor(Image.new("RGB", (IMAGE_SIZE, IMAGE_SIZE)))
-    times = []
-    with torch.no_grad():
-        for _ in range(repeats + 3):
-            began = time.perf_counter()
-            network(image)
-            times.append(time.perf_counter() - began)
-    return round(1000 * statistics.median(times[3:]), 2)
+    return median_ms(lambda: network(image), repeats)
 
 
 def main(argv=None) -> dict:
