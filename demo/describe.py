@@ -24,6 +24,9 @@ from .uploads import image_input
 from .upscale import results_action
 from .user_errors import user_errors
 
+LAYOUT, STRUCTURE = "layout (img2img)", "structure (edges)"
+KEEP = (LAYOUT, STRUCTURE)
+
 
 def build(engine: Engine) -> None:
     with gr.Row():
@@ -34,11 +37,17 @@ def build(engine: Engine) -> None:
                 detailed = gr.Checkbox(False, label="Detailed (where the captioner offers it: Florence-2 on hub presets)")
             description = gr.Textbox(label="Description (edit it, then regenerate)", elem_id="describe-text", lines=2,
                                      max_length=LIMITS.max_prompt_chars)  # fmt: skip
+            keep = gr.Radio(list(KEEP), value=LAYOUT, label="Keep", elem_id="regenerate-keep",
+                            info="layout: img2img from the original's pixels; structure: fresh noise following its "
+                                 "edges, so edited colours and shapes apply in full")  # fmt: skip
             keep_layout = gr.Slider(0.0, 0.95, value=0.0, step=0.05,
                                     label="Keep layout (0 = fresh image, higher keeps more of the original)")  # fmt: skip
+            structure = gr.Slider(0.0, 2.0, value=0.0, step=0.05, visible=False, elem_id="regenerate-structure",
+                                  label="Structure (how strongly the original's edges guide it; 0 = fresh image)")
             controls = sampling_controls(engine)
             regenerate_button, stop = run_buttons("Regenerate", "regenerate-run")
-            settings = {"description": description, "keep_layout": keep_layout, **controls.widgets}
+            settings = {"description": description, "keep_layout": keep_layout, "structure": structure,
+                        **controls.widgets}  # fmt: skip
             settings_loader(settings, list(engine.registry))
         with gr.Column(scale=3):
             comparison = results_gallery("Original and regenerated", elem_id="regenerate-gallery")
@@ -63,10 +72,19 @@ def build(engine: Engine) -> None:
         return engine.describe(image, preset=preset or None, detail="detailed" if detailed else "short")
 
     def regenerate(options, progress, slot):
-        """Make a picture again from its (edited) description, fresh or keeping its layout; the gallery starts with
-        the original, and the JSON holds PSNR/SSIM against it."""
-        shown, meta = run_and_show(engine.regenerate, slot, None, progress, **options)
-        return [(options["image"], "original"), *shown], meta
+        """Make a picture again from its (edited) description, fresh, keeping its layout (img2img) or following its
+        edges (structure); the gallery starts with the original (and the edges followed), and the JSON holds PSNR/SSIM
+        against it."""
+        conditions = []
+
+        def run(**kwargs):
+            result = engine.regenerate(**kwargs)
+            conditions.append(result.condition)
+            return result
+
+        shown, meta = run_and_show(run, slot, None, progress, **options)
+        edges = [(conditions[0], "edges followed")] if conditions and conditions[0] is not None else []
+        return [(options["image"], "original"), *edges, *shown], meta
 
     handler, handler_inputs = job_endpoint(RegenerateParams, {"image": image, **settings}, {"slot": slot}, regenerate)
 
@@ -75,3 +93,11 @@ def build(engine: Engine) -> None:
     regenerate_event = regenerate_button.click(handler, handler_inputs, [comparison, fidelity], api_name="regenerate",
                                                concurrency_id="base_pipeline")  # fmt: skip
     wire_stop(stop, slot, [describe_event, regenerate_event])
+    keep.change(keep_sliders, keep, [keep_layout, structure], api_visibility="private")
+
+
+def keep_sliders(mode: str):
+    """Show the chosen way of keeping the original and zero the other (the job takes one at a time)."""
+    if mode == LAYOUT:
+        return gr.update(visible=True), gr.update(visible=False, value=0.0)
+    return gr.update(visible=False, value=0.0), gr.update(visible=True, value=1.0)

@@ -19,6 +19,7 @@ from .controls import (
     wire_stop,
 )
 from .load_settings import settings_loader
+from .uploads import image_input
 from .upscale import results_action
 
 EXAMPLES = [
@@ -39,9 +40,14 @@ def build(engine: Engine) -> None:
             with gr.Row():
                 width = gr.Slider(LIMITS.min_side, LIMITS.max_side, value=defaults.width, step=8, label="Width")
                 height = gr.Slider(LIMITS.min_side, LIMITS.max_side, value=defaults.height, step=8, label="Height")
+            with gr.Accordion("Structure (follow a picture's edges)", open=False):
+                structure_image = image_input(label="Structure image (its edges guide the layout)", height=160,
+                                              elem_id="t2i-structure-image")  # fmt: skip
+                structure = gr.Slider(0.0, 2.0, value=1.0, step=0.05, label="Structure (how strongly; 0 = off)")
             controls = sampling_controls(engine)
             run, stop = run_buttons("Generate", "t2i-run")
-            inputs = {"prompt": prompt, "width": width, "height": height, **controls.widgets}
+            inputs = {"prompt": prompt, "width": width, "height": height, "structure_image": structure_image,
+                      "structure": structure, **controls.widgets}  # fmt: skip
             settings_loader(inputs, list(engine.registry))
         with gr.Column(scale=3):
             gallery = results_gallery(elem_id="t2i-gallery")

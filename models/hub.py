@@ -45,7 +45,7 @@ def _pipeline(models: tuple[str, ...], encoders: tuple[str, ...], tokenizers: tu
 
 
 _SD = _pipeline(("unet", "vae"), ("text_encoder",), ("tokenizer",))
-_AUTOENCODER_TINY = {"config.json": "", "diffusion_pytorch_model.safetensors": ""}
+_ONE_MODEL = {"config.json": "", "diffusion_pytorch_model.safetensors": ""}  # one diffusers model: a ControlNet, TAESD
 REPOS: dict[str, dict[str, str]] = {
     "stabilityai/sd-turbo": _SD,
     "stabilityai/sdxl-turbo": _pipeline(("unet", "vae"), ("text_encoder", "text_encoder_2"), ("tokenizer", "tokenizer_2")),
@@ -53,8 +53,10 @@ REPOS: dict[str, dict[str, str]] = {
     "timbrooks/instruct-pix2pix": _SD,
     "latent-consistency/lcm-lora-sdv1-5": {"pytorch_lora_weights.safetensors": ""},
     "stabilityai/stable-diffusion-x4-upscaler": {**_SD, "low_res_scheduler/scheduler_config.json": ""},
-    "madebyollin/taesd": _AUTOENCODER_TINY,
-    "madebyollin/taesdxl": _AUTOENCODER_TINY,
+    "lllyasviel/control_v11p_sd15_canny": _ONE_MODEL,
+    "diffusers/controlnet-canny-sdxl-1.0-small": _ONE_MODEL,
+    "madebyollin/taesd": _ONE_MODEL,
+    "madebyollin/taesdxl": _ONE_MODEL,
     # converted with transformers 4.56: the image processor in `preprocessor_config.json`; its tokenizer files may
     # include the BPE files and a special tokens map beside `tokenizer.json`
     "florence-community/Florence-2-base": {

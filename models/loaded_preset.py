@@ -19,6 +19,7 @@ from diffusers import (
     AutoPipelineForImage2Image,
     AutoPipelineForInpainting,
     AutoPipelineForText2Image,
+    ControlNetModel,
     DDPMScheduler,
     StableDiffusionInstructPix2PixPipeline,
     UNet2DConditionModel,
@@ -50,7 +51,7 @@ from .upscaler import Upscaler
 
 log = logging.getLogger(__name__)
 
-ROLES = ("text_to_image", "image_to_image", "inpaint", "instruct_edit", "captioner", "upscaler")
+ROLES = ("text_to_image", "image_to_image", "inpaint", "structure", "instruct_edit", "captioner", "upscaler")
 SPEED_ADAPTER = "speed"
 COMPILING = ("Compiling the model for this image size: the first image on this machine waits for it, "
              "later starts read what it compiled.")  # fmt: skip
@@ -162,6 +163,8 @@ class LoadedPreset:
             pipeline.set_progress_bar_config(disable=True)
             pin_execution_device(pipeline, self.policy)
             return pipeline
+        if role == "structure":
+            return self._build_structure()
         if role == "instruct_edit":
             return self._build_instruct()
         if role in ("captioner", "upscaler"):
@@ -173,6 +176,20 @@ class LoadedPreset:
                 raise PresetUnavailable(f"Preset '{self.preset.name}' has no {role} model.")
             return load_pretrained(loader, source, self.preset, role, policy=self.policy)
         raise ValueError(f"Unknown pipeline role {role!r}; roles are {', '.join(ROLES)}.")
+
+    def _build_structure(self):
+        """The base pipeline with the preset's canny ControlNet (`from_pipe`: every other module shared)."""
+        preset = self.preset
+        if not preset.structure:
+            reason = f": {preset.no_structure}" if preset.no_structure else ""
+            raise PresetUnavailable(f"Preset '{preset.name}' has no structure (ControlNet) model{reason}.")
+        controlnet = load_pretrained(ControlNetModel.from_pretrained, preset.structure, preset, "structure",
+                                     dtype=self.policy.dtype, use_safetensors=True)  # fmt: skip
+        controlnet.to(self.policy.device, memory_format=memory_format("unet", self.speed.channels_last)).eval()
+        pipeline = AutoPipelineForText2Image.from_pipe(self.base, controlnet=controlnet)
+        pipeline.set_progress_bar_config(disable=True)
+        pin_execution_device(pipeline, self.policy)
+        return pipeline
 
     def _build_instruct(self):
         preset = self.preset
@@ -269,6 +286,7 @@ class LoadedPreset:
             images = output.images if decoder is None else self._decode(pipeline, decoder, output.images)
         metadata = {
             "model": self.preset.sources()["instruct_edit" if role == "instruct_edit" else "text_to_image"],
+            **({"structure_model": self.preset.structure} if role == "structure" else {}),
             "scheduler": scheduler or self.scheduler_configs[role]["_class_name"],
             "attention": self.attention,
             "decoder": "adapters" if adapters_decoder else "tiny" if decoder is not None else "full",

@@ -34,6 +34,8 @@ class Preset:
     text_to_image: str
     captioner: str | None = None
     upscaler: str | None = None  # a super-resolution network folder (`models.upscaler`)
+    structure: str | None = None  # a canny ControlNet for the text-to-image UNet (`structure` of regenerate)
+    no_structure: str = ""  # why a preset without one has none, said when a request asks for structure
     instruct_edit: str | None = None
     instruct_shares_components: bool = False  # instruct-edit UNet reuses the base VAE and text encoder
     speed_adapter: str | None = None  # a LoRA always active (e.g. LCM-LoRA), as "repo_or_folder[:weight_name]"
@@ -63,13 +65,14 @@ class Preset:
 
     def sources(self) -> dict[str, str]:
         roles = {"text_to_image": self.text_to_image, "captioner": self.captioner, "instruct_edit": self.instruct_edit,
-                 "upscaler": self.upscaler}  # fmt: skip
+                 "upscaler": self.upscaler, "structure": self.structure}  # fmt: skip
         return {role: source for role, source in roles.items() if source}
 
     def missing(self) -> list[str]:
-        """Sources that are neither a local folder nor in the hub cache. The upscaler is left out: a preset without it
-        serves every other job, and `upscale` says what to download."""
-        return [source for role, source in self.sources().items() if role != "upscaler" and not is_available(source)]
+        """Sources that are neither a local folder nor in the hub cache. The upscaler and the structure model are left
+        out: a preset without them serves every other job, and the job that needs one says what to download."""
+        optional = ("upscaler", "structure")
+        return [source for role, source in self.sources().items() if role not in optional and not is_available(source)]
 
     def available(self) -> bool:
         return not self.missing()
@@ -88,15 +91,18 @@ class Preset:
 
 CAPTIONER = "florence-community/Florence-2-base"  # safetensors on main, native in transformers (no remote code)
 UPSCALER = "stabilityai/stable-diffusion-x4-upscaler"  # diffusers' StableDiffusionUpscalePipeline, safetensors
+NO_SD21_CANNY = ("no canny ControlNet for SD 2.1 ships in diffusers' format with safetensors weights "
+                 "(thibaud/controlnet-sd21-canny-diffusers holds only a pickled .bin), and Depict loads no pickles")
 HUB_PRESETS = {
     "sd-turbo": Preset(
         name="sd-turbo", label="SD-Turbo (hub, 1-4 steps)", text_to_image="stabilityai/sd-turbo",
-        captioner=CAPTIONER, instruct_edit="timbrooks/instruct-pix2pix", upscaler=UPSCALER,
+        captioner=CAPTIONER, instruct_edit="timbrooks/instruct-pix2pix", upscaler=UPSCALER, no_structure=NO_SD21_CANNY,
         steps=1, guidance=0.0, width=512, height=512,
     ),
     "sdxl-turbo": Preset(
         name="sdxl-turbo", label="SDXL-Turbo (hub, 1-4 steps)", text_to_image="stabilityai/sdxl-turbo",
         captioner=CAPTIONER, instruct_edit="timbrooks/instruct-pix2pix", upscaler=UPSCALER,
+        structure="diffusers/controlnet-canny-sdxl-1.0-small",
         steps=1, guidance=0.0, width=512, height=512,
         reference_adapter="h94/IP-Adapter:sdxl_models/ip-adapter_sdxl.safetensors",
     ),
@@ -104,6 +110,7 @@ HUB_PRESETS = {
         name="sd15-lcm", label="SD 1.5 + LCM-LoRA (hub, 4 steps)",
         text_to_image="stable-diffusion-v1-5/stable-diffusion-v1-5",
         captioner=CAPTIONER, instruct_edit="timbrooks/instruct-pix2pix", upscaler=UPSCALER,
+        structure="lllyasviel/control_v11p_sd15_canny",
         instruct_shares_components=True, speed_adapter="latent-consistency/lcm-lora-sdv1-5",
         steps=4, guidance=1.0, width=512, height=512, scheduler="lcm",
         reference_adapter="h94/IP-Adapter:models/ip-adapter_sd15.safetensors",
@@ -158,7 +165,7 @@ def preset_from_folder(folder: str | Path, name: str | None = None) -> Preset:
     spec = {"vae_tiny": tiny, **json.loads(spec_file.read_text())}
     spec.pop("cpu_bfloat16", None)  # older folders' speed flag: the speed policy decides now (models/speed.py)
     spec["samplers"] = tuple(spec.get("samplers", ()))
-    for role in ("text_to_image", "captioner", "instruct_edit", "upscaler", "adapters_dir", "vae_tiny"):
+    for role in ("text_to_image", "captioner", "instruct_edit", "upscaler", "structure", "adapters_dir", "vae_tiny"):
         if spec.get(role):
             spec[role] = str(folder / spec[role])
     return Preset(name=name or spec.pop("name", folder.name), local=True, **spec)

@@ -24,7 +24,7 @@ from .metadata import png_bytes
 JOBS = {"text_to_image": TextToImageParams, "describe": DescribeParams, "regenerate": RegenerateParams,
         "style_transfer": StyleTransferParams, "inpaint": InpaintParams,
         "instruct_edit": InstructEditParams}  # fmt: skip
-PICTURES = ("image", "mask", "style_image")  # the fields that take a picture
+PICTURES = ("image", "mask", "style_image", "structure_image")  # the fields that take a picture
 USER_ERRORS = (ValueError, PresetUnavailable, OutOfMemory)  # answered 4xx with their sentence; the replica goes on
 
 

@@ -9,11 +9,13 @@ from PIL import Image
 
 @dataclass
 class Result:
-    """Images, the metadata that reproduces them, and where the time went (seconds)."""
+    """Images, the metadata that reproduces them, where the time went (seconds) and, for a structure-guided run, the
+    edge map it followed."""
 
     images: list[Image.Image]
     metadata: dict
     timings: dict[str, float] = field(default_factory=dict)
+    condition: Image.Image | None = None  # what a structure-guided run followed: the input's edge map
 
     def image_metadata(self, index: int) -> dict:
         """The metadata of one image: its own seed, a batch of one."""

@@ -16,6 +16,7 @@ import torch
 from diffusers import (
     AutoencoderKL,
     AutoencoderTiny,
+    ControlNetModel,
     DDIMScheduler,
     DDPMScheduler,
     EulerAncestralDiscreteScheduler,
@@ -126,7 +127,7 @@ def sd_turbo(root: Path) -> None:
     save_pipeline(pipeline, snapshot(root, "stabilityai/sd-turbo"), fp16=True, index={"image_encoder": [None, None]})
 
 
-def sdxl_turbo(root: Path) -> None:
+def sdxl_turbo(root: Path) -> StableDiffusionXLPipeline:
     """`stabilityai/sdxl-turbo`: two text encoders (the second with projection), Euler with trailing timesteps."""
     torch.manual_seed(1)
     tokenizer, tokenizer_2 = clip_tokenizer(pad_token="<|endoftext|>"), clip_tokenizer(pad_token="!")
@@ -136,6 +137,15 @@ def sdxl_turbo(root: Path) -> None:
         scheduler=EulerAncestralDiscreteScheduler(**_NOISE, timestep_spacing="trailing"),
     )  # fmt: skip
     save_pipeline(pipeline, snapshot(root, "stabilityai/sdxl-turbo"), fp16=True)
+    return pipeline
+
+
+def controlnet(root: Path, repo: str, unet: UNet2DConditionModel) -> None:
+    """A canny ControlNet repo (`config.json` and the safetensors weights at its root), made from the base UNet as
+    ControlNets start; the real SDXL one is diffusers' "small" variant, fewer layers than the UNet's encoder."""
+    torch.manual_seed(6)
+    model = ControlNetModel.from_unet(unet, conditioning_embedding_out_channels=(8, 8, 8, 8))
+    model.save_pretrained(snapshot(root, repo))
 
 
 def x4_upscaler(root: Path) -> None:
@@ -309,8 +319,10 @@ def build_hub_cache(root: Path, wanted: dict[str, set[str]] | None = None) -> Pa
     """Every hub source of every preset under `root` (a `HF_HUB_CACHE`), only the `wanted` files when given."""
     root = Path(root)
     sd_turbo(root)
-    sdxl_turbo(root)
+    sdxl = sdxl_turbo(root)
     sd15_pipeline, _ = sd15(root)
+    controlnet(root, "lllyasviel/control_v11p_sd15_canny", sd15_pipeline.unet)
+    controlnet(root, "diffusers/controlnet-canny-sdxl-1.0-small", sdxl.unet)
     lcm_lora(root, sd15_pipeline.unet)
     instruct_pix2pix(root, sd15_pipeline)
     taesd(root)

@@ -46,6 +46,11 @@ def test_describe_and_regenerate(client, files):
                                    api_name="/regenerate")  # fmt: skip
     assert len(gallery) == 2 and gallery[0]["caption"] == "original"
     assert {"psnr", "ssim"} <= set(meta["fidelity"])
+    gallery, meta = client.predict(image=handle_file(files / "picture.png"), description=PROMPT, structure=1.0,
+                                   api_name="/regenerate")  # fmt: skip
+    assert [item["caption"] for item in gallery[:2]] == ["original", "edges followed"] and len(gallery) == 3
+    edges = gallery_images(gallery)[1].convert("L")
+    assert set(edges.getdata()) <= {0, 255} and meta["structure"] == 1.0 and "structure_model" in meta
 
 
 def test_style_transfer(client, files):

@@ -92,6 +92,10 @@ def test_describe_and_regenerate_tab(page, picture, tmp_path):
     page.locator("#describe-text textarea").fill("a large green circle in the center on a white background")
     page.locator("#regenerate-run").click()
     shows_a_picture(page, "regenerate-gallery", tmp_path / "regenerate.png")
+    page.locator("#regenerate-keep").get_by_text("structure (edges)").click()  # the structure slider replaces layout's
+    page.locator("#regenerate-structure").wait_for(state="visible")
+    page.locator("#regenerate-run").click()
+    page.wait_for_function("() => [...document.querySelectorAll('#regenerate-gallery img')].length >= 3")
 
 
 def test_style_tab(page, picture, tmp_path):

@@ -65,13 +65,15 @@ JOBS = {
     "describe_detailed": (lambda e, p: e.describe(CONTENT, preset=p, detail="detailed"), str),
     "regenerate": (lambda e, p: e.regenerate(CONTENT, "a red square", preset=p), (512, 512)),
     "regenerate_keep_layout": (lambda e, p: e.regenerate(CONTENT, "a red square", preset=p, keep_layout=0.5), WORKING),
+    "regenerate_structure": (lambda e, p: e.regenerate(CONTENT, "a red square", preset=p, structure=1.0), WORKING),
     "style_preset": (lambda e, p: e.style_transfer(CONTENT, "Watercolor", preset=p), WORKING),
     "style_reference": (lambda e, p: e.style_transfer(CONTENT, style_image=REFERENCE, preset=p), WORKING),
     "inpaint": (lambda e, p: e.inpaint(CONTENT, MASK, "a blue circle", preset=p), WORKING),
     "instruct_edit": (lambda e, p: e.instruct_edit(CONTENT, "make it blue", preset=p), WORKING),
     "upscale": (lambda e, p: e.upscale(CONTENT.resize((40, 24)), scale=4, preset=p), (160, 96)),
 }
-REFUSED = {("sd-turbo", "style_reference"): "Preset 'sd-turbo' takes no `style_image`: it has no IP-Adapter"}
+REFUSED = {("sd-turbo", "style_reference"): "Preset 'sd-turbo' takes no `style_image`: it has no IP-Adapter",
+           ("sd-turbo", "regenerate_structure"): "preset 'sd-turbo' has none: no canny ControlNet for SD 2.1"}
 
 
 @pytest.mark.parametrize("preset", HUB)

@@ -11,7 +11,7 @@ from PIL import Image
 from models.metrics import psnr
 from models.shapes.grammar import ATTRIBUTE_NAMES, COLORS, SHAPES, Attributes, parse, random_attributes
 from models.shapes.instructions import random_edit
-from models.shapes.judge import agreement, judge
+from models.shapes.judge import agreement, judge, shape_alpha
 from models.shapes.render import render_attributes
 from models.shapes.scenes import random_scenes, region_mask
 from models.shapes.styles import STYLES, judge_style
@@ -135,6 +135,55 @@ def score_inpaint(inpaint: Callable[[Image.Image, Image.Image, str, int], Image.
         pairs.append((target, judge(result)))
         outside.append(psnr(original, result, mask=np.asarray(mask) == 0))
     return {**tally(pairs), "psnr_outside": round(float(np.mean(outside)), 2)}
+
+
+STRUCTURE_EDITS = ("color", "background", "shape")  # what a structure-guided regenerate may change
+
+
+def structure_edit(scene: Attributes, rng: random.Random) -> Attributes:
+    """`scene` with one of its colour, background or shape changed to another allowed value."""
+    attribute = rng.choice(STRUCTURE_EDITS)
+    if attribute == "shape":
+        return scene.replace(shape=rng.choice([s for s in SHAPES if s != scene.shape]))
+    taken = {scene.color, scene.background}
+    return scene.replace(**{attribute: rng.choice([c for c in COLORS if c not in taken])})
+
+
+def score_structure(regenerate: Callable[[Image.Image, str, int], Image.Image], count: int,
+                    seed: int = 0) -> dict[str, float]:  # fmt: skip
+    """`regenerate(original, description, seed)` on fresh renders, the description with one attribute (colour,
+    background or shape) changed: the judge's shares against the edited scene (`all`: the change applied and every
+    other attribute kept), `changed` (the edited attribute has its new value) and `box_iou`, the mean overlap of the
+    shape's bounding box with the original's (the judge reads size and position in classes; this reads the place)."""
+    rng = random.Random(seed)
+    pairs, changed, overlaps = [], 0, []
+    for index in range(count):
+        scene = random_attributes(rng)
+        edited = structure_edit(scene, rng)
+        original = render_attributes(scene, seed=seed + index)
+        image = regenerate(original, edited.caption, seed + index)
+        found = judge(image)
+        attribute = next(name for name in STRUCTURE_EDITS if getattr(scene, name) != getattr(edited, name))
+        changed += getattr(found, attribute) == getattr(edited, attribute)
+        pairs.append((edited, found))
+        overlaps.append(box_iou(shape_box(original), shape_box(image)))
+    return {**tally(pairs), "changed": round(changed / max(count, 1), 3), "box_iou": round(float(np.mean(overlaps)), 3)}
+
+
+def shape_box(image: Image.Image) -> tuple[int, int, int, int] | None:
+    """The bounding box (x0, y0, x1, y1) of the pixels the judge counts as the shape; None when there are none."""
+    ys, xs = np.nonzero(shape_alpha(image)[0] > 0.5)
+    return (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1) if len(xs) else None
+
+
+def box_iou(a: tuple | None, b: tuple | None) -> float:
+    """Intersection over union of two boxes (0 when either is missing)."""
+    if a is None or b is None:
+        return 0.0
+    width = max(0, min(a[2], b[2]) - max(a[0], b[0]))
+    height = max(0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = width * height
+    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
 
 
 def engine_scores(engine, count: int, seed: int = 0) -> dict[str, Callable[[], dict[str, float]]]:

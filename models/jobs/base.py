@@ -36,7 +36,7 @@ class SamplingParams:
     fast_decode: bool | None = None  # decode with the preset's tiny autoencoder; None: on CPU when it has one
 
     def as_metadata(self) -> dict:
-        skip = {"image", "mask"}
+        skip = {"image", "mask", "structure_image"}
         return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in skip}
 
 
@@ -60,6 +60,7 @@ class Prepared:
     adapters: dict[str, float]
     reference_scale: float | None = None  # the IP-Adapter's scale when `args` holds a reference image
     original: Image.Image | None = None  # the input picture, for jobs that measure the result against it
+    condition: Image.Image | None = None  # the edge map a structure-guided run follows, returned with the result
     metadata: dict = field(default_factory=dict)  # what the job adds to the result's metadata
 
 
@@ -122,7 +123,8 @@ class Job:
         )  # fmt: skip
 
     def postprocess(self, params, loaded: LoadedPreset, prepared: Prepared, output: RunOutput) -> Result:
-        return Result(images=output.images, metadata=self.metadata(params, loaded, prepared, output))
+        return Result(images=output.images, metadata=self.metadata(params, loaded, prepared, output),
+                      condition=prepared.condition)
 
     def metadata(self, params, loaded: LoadedPreset, prepared: Prepared, output: RunOutput) -> dict:
         return {

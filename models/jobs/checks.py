@@ -9,6 +9,8 @@ from ..presets import Preset
 from ..schedulers import check_scheduler
 from ..settings import LIMITS
 
+MAX_STRUCTURE = 2.0  # the ControlNet conditioning scale's upper bound (A1111 and diffusers' examples stay within it)
+
 
 def _is_int(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
@@ -69,3 +71,15 @@ def check_preset_sampler(params, preset: Preset) -> None:
     if chosen is not None and preset.samplers and chosen not in preset.samplers:
         raise ValueError(f"`scheduler` must be one of {', '.join(preset.samplers)} for preset '{preset.name}' "
                          f"(its model is distilled for it), got {chosen!r}.")  # fmt: skip
+
+
+def check_structure(structure, preset: Preset, keep_layout: float = 0.0) -> None:
+    """`structure`, the ControlNet's conditioning scale (0: off): in range, on a preset that has a structure model, and
+    not together with `keep_layout` (two ways of keeping the original; one at a time)."""
+    check_range(structure, "structure", 0.0, MAX_STRUCTURE)
+    if structure and not preset.structure:
+        reason = f": {preset.no_structure}" if preset.no_structure else ""
+        raise ValueError(f"`structure` needs a structure (ControlNet) model, and preset '{preset.name}' has "
+                         f"none{reason}. Set `structure` to 0 or pick another preset.")  # fmt: skip
+    if structure and keep_layout:
+        raise ValueError("`structure` and `keep_layout` are two ways of keeping the original: set one of them to 0.")

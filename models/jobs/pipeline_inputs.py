@@ -1,5 +1,6 @@
 """A generating job's pipeline inputs: the request's settings resolved against the preset's defaults, and the call
-arguments of a text-to-image or an image-to-image (SDEdit) run, the base of regenerate, style transfer and inpainting."""
+arguments of a text-to-image, a structure-guided (ControlNet) or an image-to-image (SDEdit) run, the base of
+regenerate, style transfer and inpainting."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from PIL import Image
 
 from ..images import fit_size
 from ..presets import Preset
+from ..structure import edge_map
 from .base import Prepared, Resolved, SamplingParams
 
 
@@ -43,3 +45,17 @@ def img2img_inputs(params: SamplingParams, preset: Preset, image: Image.Image, p
     resolved = Resolved(steps=steps, guidance=base.guidance, width=image.width, height=image.height)
     args = {"prompt": prompt, "negative_prompt": params.negative_prompt or None, "image": image, "strength": strength}
     return Prepared(role=role, args=args, resolved=resolved, adapters=dict(params.adapters))
+
+
+def structure_inputs(params: SamplingParams, preset: Preset, image: Image.Image, prompt: str, scale: float,
+                     width=None, height=None) -> Prepared:  # fmt: skip
+    """A structure-guided text-to-image run: fresh noise, the ControlNet following `image`'s edge map at `scale`; the
+    size is the request's, else the picture's at the preset's working size. The edge map is kept for the result."""
+    if width is None and height is None:
+        image = working_image(image, preset)
+        width, height = image.size
+    resolved = resolve(params, preset, width, height)
+    edges = edge_map(image.resize((resolved.width, resolved.height), Image.Resampling.LANCZOS))
+    args = {"prompt": prompt, "negative_prompt": params.negative_prompt or None, "image": edges,
+            "controlnet_conditioning_scale": scale, "width": resolved.width, "height": resolved.height}  # fmt: skip
+    return Prepared(role="structure", args=args, resolved=resolved, adapters=dict(params.adapters), condition=edges)

@@ -10,8 +10,8 @@ from ..presets import Preset
 from ..result import Result
 from ..shapes import agreement, judge
 from .base import Job, Prepared, SamplingParams
-from .checks import check_range, check_sampling, check_text
-from .pipeline_inputs import img2img_inputs, text_to_image_inputs
+from .checks import check_range, check_sampling, check_structure, check_text
+from .pipeline_inputs import img2img_inputs, structure_inputs, text_to_image_inputs
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -19,6 +19,7 @@ class RegenerateParams(SamplingParams):
     image: object  # the original picture
     description: str  # the text to regenerate it from
     keep_layout: float = 0.0  # 0: a fresh text-to-image; above 0: img2img keeping that much of the original
+    structure: float = 0.0  # above 0: fresh noise guided by the original's edges (ControlNet) at this scale (0-2)
 
 
 class Regenerate(Job):
@@ -28,11 +29,14 @@ class Regenerate(Job):
     def check_inputs(self, params: RegenerateParams, preset: Preset) -> None:
         check_text(params.description, "description", required=True)
         check_range(params.keep_layout, "keep_layout", 0.0, 0.95)
+        check_structure(params.structure, preset, params.keep_layout)
         check_sampling(params)
 
     def prepare(self, params: RegenerateParams, loaded) -> Prepared:
         original = load_image(params.image)
-        if params.keep_layout > 0:
+        if params.structure > 0:
+            prepared = structure_inputs(params, loaded.preset, original, params.description, params.structure)
+        elif params.keep_layout > 0:
             prepared = img2img_inputs(params, loaded.preset, original, params.description,
                                       strength=1.0 - params.keep_layout)  # fmt: skip
         else:
@@ -48,4 +52,4 @@ class Regenerate(Job):
             fidelity["attributes_kept"] = kept
             fidelity["all_kept"] = all(kept.values())
         meta = {**self.metadata(params, loaded, prepared, output), "fidelity": fidelity}
-        return Result(images=images, metadata=meta)
+        return Result(images=images, metadata=meta, condition=prepared.condition)

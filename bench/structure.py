@@ -1,0 +1,103 @@
+"""Structure-guided regenerate on the bundled world: quality against img2img and a fresh image, and time per image
+against plain diffusers on the same models.
+
+Quality: new renders, the description with one attribute (colour, background or shape) changed, regenerated through
+the engine with `structure`, with img2img at each `keep_layout` of a grid, and fresh. The judge says whether the edit
+applied and every other attribute stayed (`all`); `box_iou` is how well the shape keeps the original's place. Two
+seeds (neither used in training or in the tests).
+
+    python -m bench.structure [--count 300] [--out bench/results]
+
+Prints JSON lines and writes `structure.json` with the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+import torch
+from diffusers import ControlNetModel, StableDiffusionControlNetPipeline
+
+from bench.machine import machine_facts
+from models import Engine
+from models.presets import BUNDLED_DIR, preset_from_folder
+from models.shapes import render
+from models.structure import edge_map
+from training.evaluate import score_structure
+
+SEEDS = (80_000, 90_000)
+KEEP_LAYOUTS = (0.3, 0.5, 0.7)
+CAPTION = "a large red star on the left on a white background"
+
+
+def quality(engine: Engine, count: int) -> list[dict]:
+    """`score_structure` for structure, each img2img strength and fresh, on each seed."""
+    ways = {"structure 1.0": {"structure": 1.0},
+            **{f"img2img keep_layout {k}": {"keep_layout": k} for k in KEEP_LAYOUTS}, "fresh": {}}  # fmt: skip
+    rows = []
+    for seed in SEEDS:
+        for name, options in ways.items():
+            def regenerate(original, description, image_seed, options=options):
+                return engine.regenerate(original, description, seed=image_seed, **options).images[0]
+
+            row = {"way": name, "seed": seed, "count": count, **score_structure(regenerate, count, seed)}
+            print(json.dumps(row), flush=True)
+            rows.append(row)
+    return rows
+
+
+def median_seconds(call, repeats: int) -> float:
+    call()
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - started)
+    return round(statistics.median(times), 4)
+
+
+def speed(engine: Engine, repeats: int) -> list[dict]:
+    """Seconds per structure-guided 64x64 image: the engine (new prompt each call) against diffusers'
+    `StableDiffusionControlNetPipeline` on the same folders at the same steps and guidance."""
+    preset = preset_from_folder(BUNDLED_DIR)
+    original = render(CAPTION, 1)
+    colours = iter(["red", "green", "blue", "yellow", "purple", "orange", "white", "black"] * 100)
+    engine.regenerate(original, CAPTION, structure=1.0)  # loads the structure pipeline
+    depict = median_seconds(lambda: engine.regenerate(original, CAPTION.replace("red", next(colours)), structure=1.0),
+                            repeats)  # fmt: skip
+    controlnet = ControlNetModel.from_pretrained(preset.structure)
+    plain = StableDiffusionControlNetPipeline.from_pretrained(preset.text_to_image, controlnet=controlnet,
+                                                              safety_checker=None, requires_safety_checker=False)
+    plain.set_progress_bar_config(disable=True)
+    edges = edge_map(original)
+    diffusers_seconds = median_seconds(lambda: plain(CAPTION, image=edges, num_inference_steps=preset.steps,
+                                                     guidance_scale=preset.guidance), repeats)  # fmt: skip
+    rows = [{"way": "Depict structure regenerate", "seconds": depict, "steps": preset.steps},
+            {"way": "plain diffusers StableDiffusionControlNetPipeline", "seconds": diffusers_seconds,
+             "steps": preset.steps},
+            {"way": "speed-up", "ratio": round(diffusers_seconds / depict, 2)}]  # fmt: skip
+    for row in rows:
+        print(json.dumps(row), flush=True)
+    return rows
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--count", type=int, default=300, help="new renders per seed")
+    parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args(argv)
+    torch.manual_seed(0)
+    engine = Engine("bundled")
+    report = {"speed": speed(engine, args.repeats), "quality": quality(engine, args.count), "machine": machine_facts()}
+    if args.out:
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "structure.json").write_text(json.dumps(report, indent=1))
+
+
+if __name__ == "__main__":
+    main()
