@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import json
-import platform
 from pathlib import Path
 
 import torch
 
+from bench.machine import machine_facts
+
 
 def hardware() -> str:
+    """The GPU, else the CPU model with the flags that decide what runs fast, and the torch threads."""
     if torch.cuda.is_available():
         return torch.cuda.get_device_name(0)
-    return f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads"
+    facts = machine_facts()
+    return f"{facts['cpu']} ({', '.join(facts['flags']) or 'no AVX-512'}), {facts['torch_threads']} threads"
 
 
 def write_model_card(folder: str | Path, title: str, summary: str, facts: dict) -> None:
