@@ -75,6 +75,14 @@ def read_ir(path: Path):
         return None
 
 
+def shares_weights_safely(module: torch.nn.Module) -> bool:
+    """Whether OpenVINO may convert `module` sharing its weights' memory. Its PyTorch frontend makes each bf16 weight
+    contiguous and keeps a pointer into that tensor, not the tensor: for a channels-last bf16 weight (the policy's UNet
+    on CPUs with native bf16) the copy is freed at once, and the model reads freed memory (NaN images, or a segfault
+    inside `convert_model` on an AVX512-BF16 CPU). Such modules are converted with copied weights."""
+    return all(p.dtype != torch.bfloat16 or p.is_contiguous() for p in module.parameters())
+
+
 def read_or_convert(recorded: Positional, example: tuple, int8_weights: bool = False):
     """The module's IR: read from the cache, else converted from the loaded module (its weights made int8 by NNCF when
     `int8_weights`) and saved (the weights file first, the model file last, each written whole and renamed: a model
@@ -86,7 +94,8 @@ def read_or_convert(recorded: Positional, example: tuple, int8_weights: bool = F
     started = time.perf_counter()
     boundary = Float32Boundary(recorded).eval()
     model = openvino.convert_model(boundary, example_input=tuple(t.float() if t.is_floating_point() else t
-                                                                 for t in example))  # fmt: skip
+                                                                 for t in example),
+                                   share_weights=shares_weights_safely(recorded.module))  # fmt: skip
     if int8_weights:
         import nncf  # an option's package: imported when asked for
 
