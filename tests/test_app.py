@@ -47,7 +47,7 @@ def test_describe_and_regenerate(client, files):
     assert len(gallery) == 2 and gallery[0]["caption"] == "original"
     assert {"psnr", "ssim"} <= set(meta["fidelity"])
     gallery, meta = client.predict(image=handle_file(files / "picture.png"), description=PROMPT, structure=1.0,
-                                   api_name="/regenerate")  # fmt: skip
+                                   preset="bundled", api_name="/regenerate")  # fmt: skip
     assert [item["caption"] for item in gallery[:2]] == ["original", "edges followed"] and len(gallery) == 3
     edges = gallery_images(gallery)[1].convert("L")
     assert set(edges.getdata()) <= {0, 255} and meta["structure"] == 1.0 and "structure_model" in meta
