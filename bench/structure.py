@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
-import time
 from pathlib import Path
 
 import torch
 from diffusers import ControlNetModel, StableDiffusionControlNetPipeline
 
 from bench.machine import machine_facts
+from bench.upscale import median_seconds
 from models import Engine
 from models.presets import BUNDLED_DIR, preset_from_folder
 from models.shapes import render
@@ -50,16 +49,6 @@ def quality(engine: Engine, count: int) -> list[dict]:
     return rows
 
 
-def median_seconds(call, repeats: int) -> float:
-    call()
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - started)
-    return round(statistics.median(times), 4)
-
-
 def speed(engine: Engine, repeats: int) -> list[dict]:
     """Seconds per structure-guided 64x64 image: the engine (new prompt each call) against diffusers'
     `StableDiffusionControlNetPipeline` on the same folders at the same steps and guidance."""
@@ -67,15 +56,15 @@ def speed(engine: Engine, repeats: int) -> list[dict]:
     original = render(CAPTION, 1)
     colours = iter(["red", "green", "blue", "yellow", "purple", "orange", "white", "black"] * 100)
     engine.regenerate(original, CAPTION, structure=1.0)  # loads the structure pipeline
-    depict = median_seconds(lambda: engine.regenerate(original, CAPTION.replace("red", next(colours)), structure=1.0),
-                            repeats)  # fmt: skip
+    depict = round(median_seconds(lambda: engine.regenerate(original, CAPTION.replace("red", next(colours)),
+                                                            structure=1.0), repeats), 4)  # fmt: skip
     controlnet = ControlNetModel.from_pretrained(preset.structure)
     plain = StableDiffusionControlNetPipeline.from_pretrained(preset.text_to_image, controlnet=controlnet,
                                                               safety_checker=None, requires_safety_checker=False)
     plain.set_progress_bar_config(disable=True)
     edges = edge_map(original)
-    diffusers_seconds = median_seconds(lambda: plain(CAPTION, image=edges, num_inference_steps=preset.steps,
-                                                     guidance_scale=preset.guidance), repeats)  # fmt: skip
+    diffusers_seconds = round(median_seconds(lambda: plain(CAPTION, image=edges, num_inference_steps=preset.steps,
+                                                           guidance_scale=preset.guidance), repeats), 4)  # fmt: skip
     rows = [{"way": "Depict structure regenerate", "seconds": depict, "steps": preset.steps},
             {"way": "plain diffusers StableDiffusionControlNetPipeline", "seconds": diffusers_seconds,
              "steps": preset.steps},
