@@ -18,7 +18,7 @@ from .engine import Engine
 from .errors import PresetUnavailable
 from .metadata import read_metadata
 from .presets import DEFAULT_PRESET
-from .requests import PICTURES
+from .requests import PICTURES, REPLICA_HEADER
 from .result import Result
 
 TIMEOUT_S = 600.0
@@ -48,8 +48,9 @@ def encoded(picture) -> str:
     return base64.b64encode(data).decode()
 
 
-def result_of(body: bytes, media_type: str) -> Result | str:
-    """A deployment's answer as the engine's: a `Result` of its PNGs and their parameters, or describe's text."""
+def result_of(body: bytes, media_type: str, replica: str | None = None) -> Result | str:
+    """A deployment's answer as the engine's: a `Result` of its PNGs and their parameters (with the `replica` that
+    made them), or describe's text."""
     if media_type.startswith("image/png"):
         pngs = [body]
     else:
@@ -62,7 +63,7 @@ def result_of(body: bytes, media_type: str) -> Result | str:
         image.load()
     metadata = [read_metadata(image) for image in images]
     seeds = [meta.get("seed") for meta in metadata]
-    return Result(images, {**metadata[0], "seeds": seeds, "num_images": len(images)})
+    return Result(images, {**metadata[0], "seeds": seeds, "num_images": len(images), "replica": replica})
 
 
 class RemoteEngine(Engine):
@@ -86,7 +87,7 @@ class RemoteEngine(Engine):
             except (ValueError, KeyError, TypeError):
                 message = body[:200].decode(errors="replace") or f"HTTP {status}"
             raise (ValueError if status < 500 else PresetUnavailable)(message)
-        return result_of(body, headers.get("content-type", ""))
+        return result_of(body, headers.get("content-type", ""), headers.get(REPLICA_HEADER))
 
     def text_to_image(self, prompt: str, control=None, **options) -> Result:
         return self.run("text_to_image", prompt=prompt, **options)
@@ -105,3 +106,6 @@ class RemoteEngine(Engine):
 
     def instruct_edit(self, image, instruction: str, control=None, **options) -> Result:
         return self.run("instruct_edit", image=image, instruction=instruction, **options)
+
+    def upscale(self, image, scale: int = 2, preset: str | None = None, control=None) -> Result:
+        return self.run("upscale", image=image, scale=scale, preset=preset)

@@ -18,13 +18,15 @@ from .jobs import (
     RegenerateParams,
     StyleTransferParams,
     TextToImageParams,
+    UpscaleParams,
 )
 from .metadata import png_bytes
 
 JOBS = {"text_to_image": TextToImageParams, "describe": DescribeParams, "regenerate": RegenerateParams,
         "style_transfer": StyleTransferParams, "inpaint": InpaintParams,
-        "instruct_edit": InstructEditParams}  # fmt: skip
+        "instruct_edit": InstructEditParams, "upscale": UpscaleParams}  # fmt: skip
 PICTURES = ("image", "mask", "style_image", "structure_image")  # the fields that take a picture
+REPLICA_HEADER = "X-Depict-Replica"  # names the replica that answered
 USER_ERRORS = (ValueError, PresetUnavailable, OutOfMemory)  # answered 4xx with their sentence; the replica goes on
 
 

@@ -26,11 +26,10 @@ from ray.exceptions import RayActorError
 from ray.serve.exceptions import ReplicaUnavailableError
 
 from .engine import Engine
-from .requests import JOBS, PICTURES, Answer, run_job
+from .requests import JOBS, PICTURES, REPLICA_HEADER, Answer, run_job
 
 log = logging.getLogger(__name__)
 APP_NAME = "depict"
-REPLICA_HEADER = "X-Depict-Replica"
 ATTEMPTS = 3  # a request is sent again when the replica running it dies (ActorDiedError) or is gone
 RETRY_WAIT_S = 0.5  # between attempts, while Ray Serve replaces the dead replica
 REPO_ROOT = Path(__file__).resolve().parent.parent
