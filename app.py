@@ -17,6 +17,7 @@ import os
 from pathlib import Path
 
 import demo
+from demo import mcp_logins
 from demo.results import private_dir
 from models import Engine
 from models.presets import DEFAULT_PRESET
@@ -33,7 +34,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--preset", default=env["preset"] or DEFAULT_PRESET,
                         help="a preset name or a local preset folder")  # fmt: skip
     parser.add_argument("--auth", action="append", default=[], metavar="USER:PASSWORD",
-                        help="require this login for the page and the API; repeatable (env DEPICT_AUTH: pairs "
+                        help="require this login for the page, the API and MCP; repeatable (env DEPICT_AUTH: pairs "
                              "separated by commas)")  # fmt: skip
     parser.add_argument("--auth-file", type=Path, help="a file of logins, one USER:PASSWORD a line")
     parser.add_argument("--mcp", action="store_true", default=env["mcp"],
@@ -44,10 +45,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     if on_spaces():
         args.share = False
     args.auth = logins(args, env["auth"], parser)
-    if args.mcp and args.auth:
-        parser.error("--mcp cannot be combined with logins: Gradio's MCP server calls the app back without them, so "
-                     "its tools would be either open to all or broken. Serve MCP from an instance without --auth "
-                     "(on a private network), or drop --mcp.")  # fmt: skip
     return args
 
 
@@ -84,20 +81,28 @@ def login(pair: str, parser: argparse.ArgumentParser) -> tuple[str, str]:
     return user, password
 
 
-def launch(args: argparse.Namespace, **kwargs):
-    """Build the engine and the app and serve it; returns gradio's (app, local_url, share_url)."""
+def launch(args: argparse.Namespace, prevent_thread_lock: bool = False, **kwargs):
+    """Build the engine and the app and serve it (until interrupted, unless `prevent_thread_lock`); returns gradio's
+    (app, local_url, share_url). With logins, MCP takes them as HTTP Basic credentials (`demo/mcp_logins.py`)."""
     os.environ.setdefault("GRADIO_TEMP_DIR", str(private_dir("gradio")))  # Gradio's copies private, like ours
     engine = RemoteEngine(args.backend, preset=args.preset) if args.backend else Engine(preset=args.preset)
     blocks = demo.build(engine)
     if args.share and not args.auth:
         print("The share link is open to anyone who has it: add --auth-file FILE to require a login.")
+    mcp_locked = args.mcp and bool(args.auth)
+    middleware = [mcp_logins.middleware(args.auth)] if mcp_locked else []
     # no allowed_paths: the outputs folder is never served as it is, only the copies of the images Depict lists
     _, local_url, share_url = blocks.launch(
         server_name=args.host, server_port=args.port, share=args.share, auth=args.auth or None,
-        max_file_size=LIMITS.max_upload_bytes, css=demo.CSS, show_error=True, mcp_server=args.mcp, **kwargs,
+        max_file_size=LIMITS.max_upload_bytes, css=demo.CSS, show_error=True, mcp_server=args.mcp,
+        app_kwargs={"middleware": middleware}, prevent_thread_lock=True, **kwargs,
     )  # fmt: skip
+    if mcp_locked:
+        mcp_logins.connect(blocks)
     if args.share and not share_url:
         print(f"Could not open a public share link (no connection to the tunnel); serving locally at {local_url}.")
+    if not prevent_thread_lock:
+        blocks.block_thread()
     return blocks, local_url, share_url
 
 
