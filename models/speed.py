@@ -162,6 +162,10 @@ def decide(pipeline, preset: Preset, policy: DevicePolicy) -> SpeedPolicy:
     )  # fmt: skip
 
 
+UPSCALER_LAYOUT = ("contiguous layout (channels-last measured slower for the bundled upscaler, 64 -> 256 batch 1 on "
+                   "a 2-core AMD EPYC: median of 300 runs 7.71 ms against 7.36 ms contiguous)")
+
+
 @dataclass(frozen=True)
 class UpscalePolicy:
     """What a super-resolution network runs with, and why."""
@@ -169,7 +173,6 @@ class UpscalePolicy:
     parameters: int
     device: str
     dtype: str
-    channels_last: bool
     reasons: tuple[str, ...]
 
     @property
@@ -182,8 +185,9 @@ class UpscalePolicy:
 
 def decide_upscaler(network, policy: DevicePolicy) -> UpscalePolicy:
     """The policy for a super-resolution network: the device's dtype, except bf16 only for a large network on a CPU
-    with native bf16 (fp32 otherwise, as for the UNets); channels-last on CPU (oneDNN's NHWC convolutions); nothing
-    compiled or traced: a request runs it eagerly, and there is no background build to wait for."""
+    with native bf16 (fp32 otherwise, as for the UNets); the contiguous layout (channels-last measured slower for the
+    bundled network: `UPSCALER_LAYOUT`); nothing compiled or traced: a request runs it eagerly, and there is no
+    background build to wait for."""
     count = parameters(network)
     large = count >= large_unet_parameters()
     dtype = policy.dtype
@@ -192,7 +196,6 @@ def decide_upscaler(network, policy: DevicePolicy) -> UpscalePolicy:
     if policy.device == "cpu" and not policy.dtype_chosen:
         dtype = torch.bfloat16 if large and cpu_has_native_bf16() else torch.float32
         reasons.append(f"{'bf16: large network, native bf16' if dtype == torch.bfloat16 else 'fp32'} on this CPU")
-    channels_last = policy.device == "cpu"
-    reasons.append("channels-last on CPU" if channels_last else "contiguous layout")
+    reasons.append(UPSCALER_LAYOUT)
     return UpscalePolicy(parameters=count, device=policy.device, dtype=str(dtype).removeprefix("torch."),
-                         channels_last=channels_last, reasons=tuple(reasons))  # fmt: skip
+                         reasons=tuple(reasons))  # fmt: skip

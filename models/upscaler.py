@@ -31,7 +31,9 @@ CONFIG_NAME, WEIGHTS_NAME = "config.json", "model.safetensors"
 
 class PixelShuffleUpscaler(nn.Module):
     """ESPCN-style: convolutions at the input's resolution, a pixel shuffle to `scale`x, added to the bicubic upscale
-    (the network learns only what bicubic misses; its last convolution starts at zero). Input and output in [0, 1]."""
+    (the network learns only what bicubic misses). Input and output in [0, 1]. Initialised for ReLU (He) with a
+    near-zero last convolution, so an untrained network is bicubic yet every layer gets gradients from the first step:
+    with PyTorch's default initialisation and a zero last convolution, 1,500 steps stayed at bicubic."""
 
     def __init__(self, scale: int = 4, channels: int = 48, layers: int = 6):
         super().__init__()
@@ -41,8 +43,11 @@ class PixelShuffleUpscaler(nn.Module):
             body += [nn.Conv2d(channels, channels, 3, padding=1), nn.ReLU(inplace=True)]
         body += [nn.Conv2d(channels, 3 * scale * scale, 3, padding=1), nn.PixelShuffle(scale)]
         self.body = nn.Sequential(*body)
-        nn.init.zeros_(body[-2].weight)  # an untrained network is bicubic: training learns only the correction
-        nn.init.zeros_(body[-2].bias)
+        convs = [m for m in body if isinstance(m, nn.Conv2d)]
+        for conv in convs:
+            nn.init.kaiming_normal_(conv.weight, nonlinearity="relu")
+            nn.init.zeros_(conv.bias)
+        nn.init.normal_(convs[-1].weight, std=1e-3)
 
     def config(self) -> dict:
         convs = [m for m in self.body if isinstance(m, nn.Conv2d)]
@@ -88,9 +93,8 @@ class NetworkUpscaler:
     def __init__(self, source: str, policy: DevicePolicy, local_files_only: bool = True):
         network = load_network(source)
         self.speed: UpscalePolicy = decide_upscaler(network, policy)
-        layout = torch.channels_last if self.speed.channels_last else torch.contiguous_format
-        self.network = network.to(policy.device, self.speed.torch_dtype, memory_format=layout)
-        self.device, self.layout = policy.device, layout
+        self.network = network.to(policy.device, self.speed.torch_dtype)
+        self.device = policy.device
         self.lock = threading.Lock()
 
     @property
@@ -102,7 +106,7 @@ class NetworkUpscaler:
     @torch.inference_mode()
     def upscale(self, image: Image.Image, scale: int, control: JobControl) -> Image.Image:
         """`image` `scale` times larger: the network's own scale, box-filtered down to `scale` where smaller."""
-        pixels = to_tensor(image).to(self.device, self.speed.torch_dtype, memory_format=self.layout)
+        pixels = to_tensor(image).to(self.device, self.speed.torch_dtype)
         with self.lock:
             out = self.network(pixels)
         return to_image(box_down(out, self.network.scale // scale))
@@ -121,10 +125,7 @@ class DiffusionUpscaler:
             feature_extractor=None, watermarker=None,
         )  # fmt: skip
         self.speed: UpscalePolicy = decide_upscaler(pipeline.unet, policy)
-        layout = torch.channels_last if self.speed.channels_last else torch.contiguous_format
         pipeline.to(policy.device, self.speed.torch_dtype)
-        for module in (pipeline.unet, pipeline.vae):
-            module.to(memory_format=layout)
         pipeline.set_progress_bar_config(disable=True)
         self.pipeline, self.lock = pipeline, threading.Lock()
 
