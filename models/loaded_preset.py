@@ -181,8 +181,7 @@ class LoadedPreset:
         """The base pipeline with the preset's canny ControlNet (`from_pipe`: every other module shared)."""
         preset = self.preset
         if not preset.structure:
-            reason = f": {preset.no_structure}" if preset.no_structure else ""
-            raise PresetUnavailable(f"Preset '{preset.name}' has no structure (ControlNet) model{reason}.")
+            raise PresetUnavailable(preset.without_structure())
         controlnet = load_pretrained(ControlNetModel.from_pretrained, preset.structure, preset, "structure",
                                      dtype=self.policy.dtype, use_safetensors=True)  # fmt: skip
         controlnet.to(self.policy.device, memory_format=memory_format("unet", self.speed.channels_last)).eval()

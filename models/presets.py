@@ -59,6 +59,11 @@ class Preset:
         """Whether requests may use LoRA adapters: not on a preset sharing another's modules (a distilled student)."""
         return self.base is None
 
+    def without_structure(self) -> str:
+        """The sentence refusing `structure` on a preset without a ControlNet, with its reason where it has one."""
+        reason = f": {self.no_structure}" if self.no_structure else ""
+        return f"`structure` needs a structure (ControlNet) model, and preset '{self.name}' has none{reason}."
+
     def default_guidance(self, job: str = "") -> float:
         """The guidance a job runs at when the request leaves it unset."""
         return self.style_guidance if job == "style_transfer" and self.style_guidance is not None else self.guidance

@@ -78,8 +78,6 @@ def check_structure(structure, preset: Preset, keep_layout: float = 0.0) -> None
     not together with `keep_layout` (two ways of keeping the original; one at a time)."""
     check_range(structure, "structure", 0.0, MAX_STRUCTURE)
     if structure and not preset.structure:
-        reason = f": {preset.no_structure}" if preset.no_structure else ""
-        raise ValueError(f"`structure` needs a structure (ControlNet) model, and preset '{preset.name}' has "
-                         f"none{reason}. Set `structure` to 0 or pick another preset.")  # fmt: skip
+        raise ValueError(f"{preset.without_structure()} Set `structure` to 0 or pick another preset.")
     if structure and keep_layout:
         raise ValueError("`structure` and `keep_layout` are two ways of keeping the original: set one of them to 0.")
