@@ -1,14 +1,16 @@
-"""Structure-guided regenerate on the bundled world: quality against img2img and a fresh image, and time per image
-against plain diffusers on the same models.
+"""Structure-guided regenerate and style transfer on the bundled world: quality against img2img and a fresh image,
+and time per image against plain diffusers on the same models.
 
 Quality: new renders, the description with one attribute (colour, background or shape) changed, regenerated through
 the engine with `structure`, with img2img at each `keep_layout` of a grid, and fresh. The judge says whether the edit
 applied and every other attribute stayed (`all`); `box_iou` is how well the shape keeps the original's place. Two
-seeds (neither used in training or in the tests).
+seeds (neither used in training or in the tests). Style transfer: new plain renders redrawn in each style at two
+strengths, with and without the content's edges guiding it (`score_style_transfer`: style judged right, content
+kept, `box_iou`).
 
-    python -m bench.structure [--count 300] [--out bench/results]
+    python -m bench.structure [--count 300] [--only speed|regenerate|style_transfer] [--out bench/results]
 
-Prints JSON lines and writes `structure.json` with the machine.
+Prints JSON lines and writes (or, with `--only`, updates) `structure.json` with the machine.
 """
 
 from __future__ import annotations
@@ -25,11 +27,13 @@ from bench.upscale import median_seconds
 from models import Engine
 from models.presets import BUNDLED_DIR, preset_from_folder
 from models.shapes import render
+from models.shapes.styles import STYLES
 from models.structure import edge_map
-from training.evaluate import score_structure
+from training.evaluate import score_structure, score_style_transfer
 
 SEEDS = (80_000, 90_000)
 KEEP_LAYOUTS = (0.3, 0.5, 0.7)
+STRENGTHS = (0.6, 0.9)  # style transfer's default, and one that redraws nearly everything
 CAPTION = "a large red star on the left on a white background"
 
 
@@ -46,6 +50,24 @@ def quality(engine: Engine, count: int) -> list[dict]:
             row = {"way": name, "seed": seed, "count": count, **score_structure(regenerate, count, seed)}
             print(json.dumps(row), flush=True)
             rows.append(row)
+    return rows
+
+
+def style_transfer_quality(engine: Engine, count: int) -> list[dict]:
+    """`score_style_transfer` per style, strength and seed, without and with the content's edges guiding it."""
+    rows = []
+    for seed in SEEDS:
+        for strength in STRENGTHS:
+            for structure in (0.0, 1.0):
+                for style in STYLES:
+                    def transfer(content, caption, image_seed, style=style, strength=strength, structure=structure):
+                        return engine.style_transfer(content, style=style, strength=strength, structure=structure,
+                                                     seed=image_seed).images[0]  # fmt: skip
+
+                    row = {"style": style, "strength": strength, "structure": structure, "seed": seed,
+                           "count": count, **score_style_transfer(transfer, style, count, seed)}  # fmt: skip
+                    print(json.dumps(row), flush=True)
+                    rows.append(row)
     return rows
 
 
@@ -76,16 +98,22 @@ def speed(engine: Engine, repeats: int) -> list[dict]:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--count", type=int, default=300, help="new renders per seed")
+    parser.add_argument("--count", type=int, default=300, help="new renders per seed (per style for style transfer)")
     parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--only", choices=["speed", "regenerate", "style_transfer"])
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
     torch.manual_seed(0)
     engine = Engine("bundled")
-    report = {"speed": speed(engine, args.repeats), "quality": quality(engine, args.count), "machine": machine_facts()}
+    parts = {"speed": lambda: speed(engine, args.repeats), "quality": lambda: quality(engine, args.count),
+             "style_transfer": lambda: style_transfer_quality(engine, args.count)}  # fmt: skip
+    wanted = {"regenerate": "quality"}.get(args.only, args.only)
+    report = {name: run() for name, run in parts.items() if wanted in (None, name)}
     if args.out:
+        path = args.out / "structure.json"
+        earlier = json.loads(path.read_text()) if args.only and path.is_file() else {}
         args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "structure.json").write_text(json.dumps(report, indent=1))
+        path.write_text(json.dumps({**earlier, **report, "machine": machine_facts()}, indent=1))
 
 
 if __name__ == "__main__":

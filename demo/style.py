@@ -38,13 +38,15 @@ def build(engine: Engine) -> None:
             style_image = image_input(label="Style reference image (optional; SD 1.5 and SDXL presets)",
                                       elem_id="style-reference", height=160)  # fmt: skip
             strength = gr.Slider(0.05, 1.0, value=0.6, step=0.05, label="Strength (how much is redrawn)")
+            structure = gr.Slider(0.0, 2.0, value=0.0, step=0.05,
+                                  label="Structure (the content's edges also guide the redrawing; 0 = off)")
             style_weight = gr.Slider(0.0, LIMITS.max_adapter_weight, value=1.0, step=0.05, label="Style weight")
             prompt = gr.Textbox(label="Content description (empty: described automatically)", value="", lines=1,
                                 max_length=LIMITS.max_prompt_chars)  # fmt: skip
             controls = sampling_controls(engine, job=JOB)
             run, stop = run_buttons("Apply style", "style-run")
-            settings = {"style": style, "strength": strength, "style_weight": style_weight, "prompt": prompt,
-                        **controls.widgets}  # fmt: skip
+            settings = {"style": style, "strength": strength, "structure": structure, "style_weight": style_weight,
+                        "prompt": prompt, **controls.widgets}  # fmt: skip
             settings_loader(settings, list(engine.registry))
         with gr.Column(scale=3):
             gallery = results_gallery(elem_id="style-gallery")

@@ -296,16 +296,30 @@ class GraphForward:
         self.graphs[key] = graph
 
     def _build(self, key: tuple, example: tuple) -> None:
-        """Make the graph for `key` (None when it cannot be made: that signature runs eagerly) and install it."""
+        """Make the graph for `key` and install it. When it cannot be made that signature runs eagerly; unless the
+        module changed under the build (a request loading a LoRA adapter into it: its new layers hold no weights
+        while peft injects them), which leaves the signature to be made again at its next call."""
+        module = self.eager.__self__
+        before = _parameter_count(module)
         try:
             with torch.no_grad():
                 graph = self.make(example)
         except Exception as error:  # whatever stops a trace or a compile, that signature runs eagerly
-            log.warning("making a %s graph of %s failed (%s: %s); it runs eagerly at %s", self.kind,
-                        type(self.eager.__self__).__name__, type(error).__name__, str(error)[:200], key)  # fmt: skip
+            changed = _parameter_count(module) != before
+            log.warning("making a %s graph of %s failed (%s: %s); %s %s", self.kind, type(module).__name__,
+                        type(error).__name__, str(error)[:200],
+                        "the module changed meanwhile: made again at the next call of" if changed else
+                        "it runs eagerly at", key)  # fmt: skip
+            self.building.discard(key)
+            if changed:
+                return
             graph = None
         self._install(key, graph)
         self.building.discard(key)
+
+
+def _parameter_count(module: torch.nn.Module) -> int:
+    return sum(1 for _ in module.parameters())
 
 
 def trace(module: torch.nn.Module, interface: Interface) -> GraphForward:

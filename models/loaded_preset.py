@@ -51,7 +51,8 @@ from .upscaler import Upscaler
 
 log = logging.getLogger(__name__)
 
-ROLES = ("text_to_image", "image_to_image", "inpaint", "structure", "instruct_edit", "captioner", "upscaler")
+ROLES = ("text_to_image", "image_to_image", "inpaint", "structure", "structure_image_to_image", "instruct_edit",
+         "captioner", "upscaler")
 SPEED_ADAPTER = "speed"
 COMPILING = ("Compiling the model for this image size: the first image on this machine waits for it, "
              "later starts read what it compiled.")  # fmt: skip
@@ -85,7 +86,7 @@ class LoadedPreset:
         self.preset, self.policy, self.shared = preset, policy, shared
         self.lock = shared.lock if shared else threading.RLock()  # shared modules: one lock for both presets
         self.instruct_lock = threading.RLock()
-        self._load_lock = threading.Lock()
+        self._load_lock = threading.RLock()  # a derived role loads the role it derives from
         self._pipelines: dict[tuple, object] = {}
         self._tiny_vae: AutoencoderTiny | None = None
         self._schedulers: dict[tuple, object] = {}  # (role, sampler name) -> scheduler, see `scheduler`
@@ -165,6 +166,11 @@ class LoadedPreset:
             return pipeline
         if role == "structure":
             return self._build_structure()
+        if role == "structure_image_to_image":  # img2img with the same ControlNet (style transfer's `structure`)
+            pipeline = AutoPipelineForImage2Image.from_pipe(self.pipeline("structure"))
+            pipeline.set_progress_bar_config(disable=True)
+            pin_execution_device(pipeline, self.policy)
+            return pipeline
         if role == "instruct_edit":
             return self._build_instruct()
         if role in ("captioner", "upscaler"):
@@ -285,7 +291,7 @@ class LoadedPreset:
             images = output.images if decoder is None else self._decode(pipeline, decoder, output.images)
         metadata = {
             "model": self.preset.sources()["instruct_edit" if role == "instruct_edit" else "text_to_image"],
-            **({"structure_model": self.preset.structure} if role == "structure" else {}),
+            **({"structure_model": self.preset.structure} if role.startswith("structure") else {}),
             "scheduler": scheduler or self.scheduler_configs[role]["_class_name"],
             "attention": self.attention,
             "decoder": "adapters" if adapters_decoder else "tiny" if decoder is not None else "full",

@@ -124,6 +124,27 @@ def test_a_graph_that_cannot_be_made_leaves_its_signature_eager(unet, caplog):
 
 
 @torch.no_grad()
+def test_a_build_broken_by_a_module_changing_under_it_is_made_again(unet, caplog):
+    """A request loading a LoRA adapter (peft's new layers hold no weights while it injects them) broke the trace
+    the preset's priming had started: that signature stayed eager for good, every later request included."""
+    stand_in = graphs.trace(unet, graphs.UNET)
+    trace, broken = stand_in.make, []
+
+    def make(example):
+        if not broken:  # what the adapter's injection does to the module under the first build
+            broken.append(unet.register_parameter("injected", torch.nn.Parameter(torch.zeros(1))))
+            raise NotImplementedError("Cannot copy out of meta tensor; no data!")
+        return trace(example)
+
+    stand_in.make, tensors = make, inputs()
+    with caplog.at_level(logging.WARNING, logger="models.graphs"):
+        built(stand_in, lambda: unet(*tensors).sample)
+    assert stand_in.calls == 0 and not stand_in.graphs and "made again at the next call" in caplog.text
+    built(stand_in, lambda: unet(*tensors).sample)
+    assert stand_in.calls == 1 and stand_in.graphs[graphs.signature(tensors)] is not None
+
+
+@torch.no_grad()
 def test_a_traced_clip_text_encoder_returns_what_its_callers_read():
     """Both outputs as the model gives them (diffusers' pipelines read `[0]`, others `.pooler_output`); a call asking
     for hidden states (SDXL, clip skip) runs the model itself."""

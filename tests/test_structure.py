@@ -13,6 +13,7 @@ from PIL import Image
 from models import Engine
 from models.presets import BUNDLED_FAST
 from models.shapes import judge, random_attributes, render_attributes
+from models.shapes.styles import judge_style
 from models.structure import edge_map
 from training import train_structure
 from training.evaluate import box_iou, shape_box, structure_edit
@@ -66,6 +67,21 @@ def test_text_to_image_follows_a_structure_image(engine):
     assert "structure_image" not in result.metadata  # pictures stay out of the parameters
     unguided = engine.text_to_image("a large red square in the center on a white background", seed=1)
     assert unguided.condition is None and "structure_model" not in unguided.metadata
+
+
+def test_style_transfer_follows_the_contents_edges(engine):
+    """`structure` in style transfer: the content's edge map guides the redrawing beside its pixels (ControlNet
+    img2img); the style is still drawn and the scene kept."""
+    scene = random_attributes(random.Random(11))
+    content = render_attributes(scene, seed=11)
+    guided = engine.style_transfer(content, "outline", strength=0.9, structure=1.0, seed=4)
+    plain = engine.style_transfer(content, "outline", strength=0.9, seed=4)
+    assert guided.metadata["structure_model"].endswith("structure") and "structure_model" not in plain.metadata
+    assert np.array_equal(np.asarray(guided.condition), np.asarray(edge_map(content)))
+    assert np.abs(np.asarray(guided.images[0], dtype=int) - np.asarray(plain.images[0], dtype=int)).mean() > 1
+    assert judge(guided.images[0]) == scene and judge_style(guided.images[0]) == "outline"
+    with pytest.raises(ValueError, match=r"`structure` must be a number in \[0.0, 2.0\]"):
+        engine.style_transfer(content, "outline", structure=-1)
 
 
 @pytest.mark.parametrize(("options", "message"), [

@@ -83,19 +83,23 @@ def score_style_transfer(transfer: Callable[[Image.Image, str, int], Image.Image
     """`transfer(content, caption, seed)` on fresh plain renders: is the style judged right, is the content kept?
 
     Returns the share with the style right, each content attribute kept (shape, colour, background; size and
-    position too), and `all`: style right with shape, colour and background kept.
+    position too), `all`: style right with shape, colour and background kept, and `box_iou`: how well the shape
+    keeps its place (mean intersection over union of the shape's boxes).
     """
-    pairs, styled, both = [], 0, 0
+    pairs, styled, both, overlap = [], 0, 0, 0.0
     for index, scene in enumerate(random_scenes(count, seed)):
-        image = transfer(render_attributes(scene, seed=seed + index), scene.caption, seed + index)
+        content = render_attributes(scene, seed=seed + index)
+        image = transfer(content, scene.caption, seed + index)
         found = judge(image)
         right = judge_style(image) == style
         kept = all(getattr(found, name) == getattr(scene, name) for name in ("shape", "color", "background"))
         styled += right
         both += right and kept
+        overlap += box_iou(shape_box(content), shape_box(image))
         pairs.append((scene, found))
     kept_shares = {name: share for name, share in tally(pairs).items() if name != "all"}
-    return {"style": round(styled / max(count, 1), 3), **kept_shares, "all": round(both / max(count, 1), 3)}
+    return {"style": round(styled / max(count, 1), 3), **kept_shares, "all": round(both / max(count, 1), 3),
+            "box_iou": round(overlap / max(count, 1), 3)}
 
 
 def score_instruct_edit(edit: Callable[[Image.Image, str, int], Image.Image], count: int,

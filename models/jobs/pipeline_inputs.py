@@ -59,3 +59,11 @@ def structure_inputs(params: SamplingParams, preset: Preset, image: Image.Image,
     args = {"prompt": prompt, "negative_prompt": params.negative_prompt or None, "image": edges,
             "controlnet_conditioning_scale": scale, "width": resolved.width, "height": resolved.height}  # fmt: skip
     return Prepared(role="structure", args=args, resolved=resolved, adapters=dict(params.adapters), condition=edges)
+
+
+def guided_img2img_inputs(prepared: Prepared, scale: float) -> Prepared:
+    """An img2img run's inputs (`img2img_inputs`) with the ControlNet following its picture's edge map at `scale`."""
+    edges = edge_map(prepared.args["image"])
+    prepared.args.update(control_image=edges, controlnet_conditioning_scale=scale)
+    prepared.role, prepared.condition = "structure_image_to_image", edges
+    return prepared

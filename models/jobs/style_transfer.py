@@ -10,8 +10,8 @@ from ..presets import Preset
 from ..settings import LIMITS
 from ..style_presets import style_presets
 from .base import Job, Prepared, SamplingParams
-from .checks import check_range, check_sampling, check_text
-from .pipeline_inputs import img2img_inputs
+from .checks import check_range, check_sampling, check_structure, check_text
+from .pipeline_inputs import guided_img2img_inputs, img2img_inputs
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -20,6 +20,7 @@ class StyleTransferParams(SamplingParams):
     style: str | None = None  # a style adapter or style preset name (see `Engine.styles`); None: `style_image` only
     style_image: object = None  # a picture whose style is taken (IP-Adapter; presets with a `reference_adapter`)
     strength: float = 0.6  # how much is redrawn: 0 keeps the content, 1 ignores it
+    structure: float = 0.0  # above 0: the content's edges also guide the redrawing (ControlNet) at this scale (0-2)
     style_weight: float = 1.0  # the style adapter's weight, or the reference image's IP-Adapter scale
     prompt: str = ""  # what the content shows; empty: the captioner describes it
 
@@ -44,6 +45,7 @@ class StyleTransfer(Job):
                              f"(sd15-lcm, sdxl-turbo).")  # fmt: skip
         check_range(params.style_weight, "style_weight", 0.0, LIMITS.max_adapter_weight)
         check_range(params.strength, "strength", 0.05, 1.0)
+        check_structure(params.structure, preset)
         check_text(params.prompt, "prompt", required=False)
         check_sampling(params)
 
@@ -69,6 +71,8 @@ class StyleTransfer(Job):
         if template:
             prompt, negative = template.apply(prompt, negative)
         prepared = img2img_inputs(params, loaded.preset, content, prompt, params.strength, job=self.name)
+        if params.structure > 0:
+            prepared = guided_img2img_inputs(prepared, params.structure)
         prepared.args["negative_prompt"] = negative or None
         prepared.metadata = {"prompt": prompt, **({"negative_prompt": negative} if negative else {})}
         if params.style and template is None:
