@@ -236,7 +236,7 @@ def library_for(recorded: Positional, inputs: tuple) -> Callable:
 
 def compile_ahead(module: torch.nn.Module, interface: Interface) -> GraphForward:
     """Run `module` (on CPU) through frozen AOTInductor libraries, one per input signature (`library_for`, made in
-    the background from the first call of a signature, read on the caller's path when already compiled); a signature
+    the background from the first call of a signature, or read there when already compiled); a signature
     that does not compile runs eagerly."""
     stand_in = GraphForward(module, interface, "compiled")
     recorded = Positional(module, stand_in.eager, interface).eval()

@@ -216,8 +216,9 @@ class GraphForward:
     runs the graph for their signature while `enabled`; every other call runs the module's own forward. A signature
     seen for the first time runs the module's forward too while `make` builds its graph in the background (one build
     at a time, `wait_for_builds`): no request waits for a trace or a compile, and the next call of that signature runs
-    the graph. A signature whose graph `read(inputs)` finds on disk is read on the caller's path instead (a read, not
-    a build; `read` gives None when there is none). `calls` counts graph calls, `building` holds the signatures
+    the graph. A graph an earlier start made is read from disk (`read(inputs)`, None when there is none) in the
+    background the same way: reading OpenVINO's UNet blob recompiles it (5-10 s per shape on 2 cores), which on the
+    caller's path made a second start's load and first images 2-6x slower than eager. `calls` counts graph calls, `building` holds the signatures
     being made, `kind` names the graphs ("traced", "compiled", "openvino", "int8"); builds of every kind but
     "traced" wait for a quiet CPU (`waits_for_quiet`)."""
 
@@ -258,37 +259,29 @@ class GraphForward:
         return inputs if all(torch.is_tensor(t) for t in inputs) and all(unset(v) for v in rest) else None
 
     def prime(self, inputs: tuple) -> None:
-        """Make the graph for these example inputs' signature (in the background, or read now when cached) before any
-        call brings it."""
+        """Read or make, in the background, the graph for these example inputs' signature before any call brings it."""
         self._graph(inputs)
 
     def _graph(self, inputs: tuple) -> Callable | None:
         key = signature(inputs)
         if key in self.graphs or self.make is None or key in self.building or not _ACCEPTING.is_set():
             return self.graphs.get(key)
-        graph = self._read(key, inputs)
-        if graph is not None:
-            return graph
         self.building.add(key)
         example = tuple(t.detach().clone() for t in inputs)  # the request goes on with its own tensors
         future = _submit(self._build, key, example, wait_for_quiet=self.waits_for_quiet)
         future.add_done_callback(lambda done: done.cancelled() and self.building.discard(key))
         return None
 
-    def _read(self, key: tuple, inputs: tuple) -> Callable | None:
-        """The graph for `key` read from disk and installed; None when there is none to read (or it is unreadable)."""
+    def _read(self, inputs: tuple) -> Callable | None:
+        """The graph for these inputs read from disk; None when there is none to read (or it is unreadable)."""
         if self.read is None:
             return None
         try:
-            with torch.no_grad():
-                graph = self.read(inputs)
-        except Exception as error:  # a broken file: the graph is made again in the background
+            return self.read(inputs)
+        except Exception as error:  # a broken file: the graph is made again
             log.warning("reading a %s graph of %s failed (%s: %s); making it again", self.kind,
                         type(self.eager.__self__).__name__, type(error).__name__, str(error)[:200])  # fmt: skip
             return None
-        if graph is not None:
-            self._install(key, graph)
-        return graph
 
     def _install(self, key: tuple, graph: Callable | None) -> None:
         if len(self.graphs) >= MAX_GRAPHS:
@@ -296,14 +289,14 @@ class GraphForward:
         self.graphs[key] = graph
 
     def _build(self, key: tuple, example: tuple) -> None:
-        """Make the graph for `key` and install it. When it cannot be made that signature runs eagerly; unless the
+        """Read the graph for `key` from disk, else make it, and install it. When it cannot be made that signature runs eagerly; unless the
         module changed under the build (a request loading a LoRA adapter into it: its new layers hold no weights
         while peft injects them), which leaves the signature to be made again at its next call."""
         module = self.eager.__self__
         before = _parameter_count(module)
         try:
             with torch.no_grad():
-                graph = self.make(example)
+                graph = self._read(example) or self.make(example)
         except Exception as error:  # whatever stops a trace or a compile, that signature runs eagerly
             changed = _parameter_count(module) != before
             log.warning("making a %s graph of %s failed (%s: %s); %s %s", self.kind, type(module).__name__,

@@ -137,7 +137,7 @@ def compiled_for(model, ir: Path, inputs: tuple, outputs: int, dtype: torch.dtyp
 
 def install(module: torch.nn.Module, interface: Interface, int8_weights: bool = False) -> GraphForward:
     """Run `module` through OpenVINO, one compiled model per input signature (made in the background from the first
-    call of a signature, from one IR per module; read on the caller's path where compiled before); the installed
+    call of a signature, from one IR per module; read, also in the background, where compiled before); the installed
     stand-in, or the one already there. `int8_weights`: a UNet's weights made int8 by NNCF (other modules keep theirs)."""
     installed = graph_of(module)
     if installed:
@@ -161,7 +161,7 @@ def install(module: torch.nn.Module, interface: Interface, int8_weights: bool = 
         return compiled(converted["ir"], inputs)
 
     def read(inputs: tuple) -> Callable | None:
-        """Compiled at these shapes before (by this or an earlier start): the IR and the blob are read now."""
+        """Compiled at these shapes before (by this or an earlier start): the IR and the blob read; else None."""
         path = ir_path(recorded, int8_weights)
         if not compiled_marker(path, inputs).is_file():
             return None

@@ -1,6 +1,6 @@
 """A preset's faster paths for its default request, made right after load instead of at the first request: example
 inputs of the exact signatures the pipeline will call its UNet and CLIP text encoder with, handed to their graph
-stand-ins (`models.graphs`), which build in the background, or read now what an earlier start built."""
+stand-ins (`models.graphs`), which build them, or read what an earlier start built, in the background."""
 
 from __future__ import annotations
 

@@ -130,7 +130,7 @@ def test_a_plain_sd_folder_runs_on_openvino_built_in_the_background_and_kept(tin
                                                                             taesd_cache, caplog):  # fmt: skip
     """Over the threshold on CPU the policy picks OpenVINO: the first image runs on torch while the UNet, autoencoder,
     text encoder and tiny decoder are converted in the background; later images run on OpenVINO; a later start
-    reads the converted models instead of converting; a conversion that fails leaves torch with a log line."""
+    reads the converted models (in the background too) instead of converting; a conversion that fails leaves torch with a log line."""
     monkeypatch.setenv("DEPICT_LARGE_UNET", str(LARGE))
     monkeypatch.setenv("DEPICT_COMPILE_CACHE", str(tmp_path / "compile_cache"))
     folder = plain_folder(tiny_preset, tmp_path)
@@ -155,8 +155,9 @@ def test_a_plain_sd_folder_runs_on_openvino_built_in_the_background_and_kept(tin
 
     with monkeypatch.context() as patch:
         patch.setattr(openvino, "convert_model", no_converting)
-        later, _ = start()  # a later start reads the converted and compiled models: its first image runs on them
-        assert later.metadata["unet"] == "openvino" and psnr(later.images[0], converted.images[0]) > 45
+        later, read = start()  # a later start reads the converted models in the background, converting nothing
+        assert later.metadata["unet"] == "float" and later.images[0].tobytes() == first.images[0].tobytes()
+        assert read.metadata["unet"] == "openvino" and psnr(read.images[0], converted.images[0]) > 45
         monkeypatch.setenv("DEPICT_COMPILE_CACHE", str(tmp_path / "empty_cache"))
         _, failed = start()  # nothing converted, and conversion fails: torch, with the reason in the log
     assert failed.metadata["unet"] == "float" and failed.images[0].tobytes() == first.images[0].tobytes()
@@ -287,7 +288,7 @@ def test_a_library_is_named_by_the_weights_it_was_frozen_with(tmp_path, monkeypa
 def test_compile_never_holds_a_request_is_paid_once_and_survives_a_corrupt_library(tiny_preset, engine, tmp_path,
                                                                                   monkeypatch):  # fmt: skip
     """The first image at a shape runs eagerly and says a faster path is being built; the library compiled in the
-    background runs from then on; a later start loads it without compiling; a corrupt library is compiled again, not
+    background runs from then on; a later start reads it without compiling, in the background too; a corrupt library is compiled again, not
     a crash; a compile that fails leaves that shape eager."""
     eager = engine.text_to_image(PROMPT, seed=4, fast_decode=False)
     folder = tmp_path / "compile_cache"
@@ -314,8 +315,9 @@ def test_compile_never_holds_a_request_is_paid_once_and_survives_a_corrupt_libra
 
     with monkeypatch.context() as patch:
         patch.setattr(torch._inductor, "aoti_compile_and_package", no_compiling)
-        later, _ = start()  # a later start reads the library: its first image runs on it
-    assert later.metadata["unet"] == "compiled" and later.images[0].tobytes() == compiled.images[0].tobytes()
+        later, read = start()  # a later start reads the library in the background: its first image runs eagerly
+    assert later.metadata["unet"] == "float" and later.images[0].tobytes() == eager.images[0].tobytes()
+    assert read.metadata["unet"] == "compiled" and read.images[0].tobytes() == compiled.images[0].tobytes()
 
     # a corrupt library, read from a path this process has not loaded (as a later start would): not loaded but
     # removed, the request runs eagerly and the library is compiled again (held back here: the compile above is the
