@@ -64,8 +64,9 @@ def style_transfer_quality(engine: Engine, count: int) -> list[dict]:
                         return engine.style_transfer(content, style=style, strength=strength, structure=structure,
                                                      seed=image_seed).images[0]  # fmt: skip
 
-                    row = {"style": style, "strength": strength, "structure": structure, "seed": seed,
-                           "count": count, **score_style_transfer(transfer, style, count, seed)}  # fmt: skip
+                    scores = score_style_transfer(transfer, style, count, seed)
+                    row = {"strength": strength, "structure": structure, "seed": seed, "count": count, **scores,
+                           "style": style, "style_right": scores["style"]}  # fmt: skip
                     print(json.dumps(row), flush=True)
                     rows.append(row)
     return rows
