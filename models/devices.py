@@ -11,9 +11,9 @@ from dataclasses import dataclass
 import psutil
 import torch
 
-from .compile_cache import compile_ahead
 from . import openvino_runtime
-from .graphs import stand_in_pipeline, trace, unet_interface
+from .compile_cache import compile_ahead
+from .graphs import controlnet_interface, stand_in_pipeline, trace, unet_interface
 from .settings import device_choice, dtype_choice, memory_switch
 
 log = logging.getLogger(__name__)
@@ -141,3 +141,13 @@ def configure_pipeline(pipeline, policy: DevicePolicy, compile_unet: bool = Fals
     pipeline.set_progress_bar_config(disable=True)
     pin_execution_device(pipeline, policy)
     return backend
+
+
+def configure_controlnet(pipeline, policy: DevicePolicy, compile_unet: bool, traced: tuple[str, ...],
+                         openvino: tuple[str, ...]) -> None:  # fmt: skip
+    """A structure pipeline's ControlNet run as its UNet runs, through the same kind of graphs (on CPU: a compiled
+    library, a trace or OpenVINO, made in the background); the rest of the pipeline is the base's, configured."""
+    if compile_unet and policy.device == "cpu":
+        compile_ahead(pipeline.controlnet, controlnet_interface(pipeline.controlnet))
+    stand_in_pipeline(pipeline, traced, trace)
+    stand_in_pipeline(pipeline, openvino, openvino_runtime.install)

@@ -26,6 +26,8 @@ from concurrent.futures import Future, wait
 from dataclasses import dataclass, replace
 
 import torch
+from diffusers import ControlNetModel
+from diffusers.models.controlnets.controlnet import ControlNetOutput
 from diffusers.models.unets.unet_2d_condition import UNet2DConditionOutput
 from transformers import CLIPTextModel
 from transformers.modeling_outputs import BaseModelOutputWithPooling
@@ -174,8 +176,10 @@ class Interface:
     names: tuple[str, ...]
     options: tuple[tuple[str, object], ...]
     wrap: Callable
-    outputs: int = 1
+    outputs: int | None = 1  # None: every output, a tuple of tensors and a last tensor flattened (a ControlNet's)
     nested: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    control: tuple[str, str] | None = None  # a UNet's ControlNet residuals (one tensor, a tuple): both or neither
+    scalars: tuple[str, ...] = ()  # of `names`, those a caller passes as a number: a 0-d float tensor in the graph
 
     def call_arguments(self, inputs: tuple) -> dict:
         """The keyword arguments of the module's forward for a graph's positional tensors."""
@@ -184,12 +188,20 @@ class Interface:
         for name, entries in self.nested:
             arguments[name] = dict(zip(entries, inputs[position: position + len(entries)]))
             position += len(entries)
+        if self.control and len(inputs) > position:
+            mid, down = self.control
+            arguments[mid], arguments[down] = inputs[position], tuple(inputs[position + 1:])
         return {**arguments, **dict(self.options)}
 
 
 UNET = Interface(("sample", "timestep", "encoder_hidden_states"), (("return_dict", False),),
-                 lambda out, return_dict: UNet2DConditionOutput(sample=out) if return_dict else (out,))  # fmt: skip
+                 lambda out, return_dict: UNet2DConditionOutput(sample=out) if return_dict else (out,),
+                 control=("mid_block_additional_residual", "down_block_additional_residuals"))  # fmt: skip
 UNET_XL = replace(UNET, nested=(("added_cond_kwargs", ("text_embeds", "time_ids")),))  # SDXL's pooled text and sizes
+CONTROLNET = Interface(("sample", "timestep", "encoder_hidden_states", "controlnet_cond", "conditioning_scale"),
+                       (("return_dict", False),), outputs=None, scalars=("conditioning_scale",),
+                       wrap=lambda out, rd: ControlNetOutput(out[:-1], out[-1]) if rd else (out[:-1], out[-1]))
+CONTROLNET_XL = replace(CONTROLNET, nested=UNET_XL.nested)
 AUTOENCODER_HALF = Interface(("sample",), (), lambda out, return_dict: out)  # an AutoencoderKL's encoder or decoder
 TINY_DECODER = Interface(("x",), (), lambda out, return_dict: out)  # an AutoencoderTiny's decoder
 CLIP_TEXT = Interface(("input_ids",), (("return_dict", False),), outputs=2,  # last hidden state, pooled
@@ -206,6 +218,8 @@ class Positional(torch.nn.Module):
 
     def forward(self, *inputs):
         out = self.call(**self.interface.call_arguments(inputs))
+        if self.interface.outputs is None:
+            return (*out[0], out[1])
         if self.interface.outputs > 1:
             return tuple(out[: self.interface.outputs])
         return out[0] if isinstance(out, tuple) else out
@@ -248,14 +262,21 @@ class GraphForward:
         names, nested = self.interface.names, dict(self.interface.nested)
         if not self.enabled or len(args) > len(names):
             return None
-        given = dict(zip(names, args))
-        inputs = tuple(given[n] if n in given else kwargs.get(n) for n in names)
+        given = {**kwargs, **dict(zip(names, args))}
+        scalars = self.interface.scalars
+        inputs = tuple(torch.tensor(float(given[n])) if n in scalars and isinstance(given.get(n), (int, float))
+                       else given.get(n) for n in names)  # fmt: skip
         for name, entries in nested.items():
             value = kwargs.get(name)
             if not isinstance(value, dict) or set(value) != set(entries):
                 return None
             inputs += tuple(value[entry] for entry in entries)
-        rest = (value for name, value in kwargs.items() if name not in (*names, *nested, "return_dict"))
+        control = self.interface.control or ()
+        if control and kwargs.get(control[0]) is not None:
+            inputs += (kwargs[control[0]], *(kwargs.get(control[1]) or ()))
+        rest = (value for name, value in kwargs.items() if name not in (*names, *nested, *control, "return_dict"))
+        if control and (kwargs.get(control[0]) is None) != (kwargs.get(control[1]) is None):
+            return None
         return inputs if all(torch.is_tensor(t) for t in inputs) and all(unset(v) for v in rest) else None
 
     def prime(self, inputs: tuple) -> None:
@@ -344,6 +365,9 @@ def stand_in_pipeline(pipeline, components: tuple[str, ...], install: Callable) 
     unet, vae = getattr(pipeline, "unet", None), getattr(pipeline, "vae", None)
     if "unet" in components and unet is not None:
         install(unet, unet_interface(unet))
+    controlnet = getattr(pipeline, "controlnet", None)
+    if "unet" in components and isinstance(controlnet, ControlNetModel):  # it runs beside the UNet, as the UNet does
+        install(controlnet, controlnet_interface(controlnet))
     text_encoder = getattr(pipeline, "text_encoder", None)
     if "text_encoder" in components and type(text_encoder) is CLIPTextModel:
         install(text_encoder, CLIP_TEXT)
@@ -358,6 +382,11 @@ def unet_interface(unet) -> Interface:
     return UNET_XL if unet.config.get("addition_embed_type") == "text_time" else UNET
 
 
+def controlnet_interface(controlnet) -> Interface:
+    """SDXL's interface for a ControlNet conditioned on pooled text and sizes, else the plain one."""
+    return CONTROLNET_XL if controlnet.config.get("addition_embed_type") == "text_time" else CONTROLNET
+
+
 def graph_of(module) -> GraphForward | None:
     """The graph stand-in installed in `module`, if any."""
     forward = getattr(module, "forward", None)
@@ -368,5 +397,5 @@ def stand_ins(pipeline) -> list[GraphForward]:
     """The graph stand-ins installed in the pipeline's UNet, autoencoder and text encoder."""
     vae = getattr(pipeline, "vae", None)
     modules = (getattr(pipeline, "unet", None), getattr(vae, "encoder", None), getattr(vae, "decoder", None),
-               getattr(pipeline, "text_encoder", None))  # fmt: skip
+               getattr(pipeline, "text_encoder", None), getattr(pipeline, "controlnet", None))  # fmt: skip
     return [graph for graph in map(graph_of, modules) if graph is not None]

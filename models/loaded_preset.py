@@ -32,6 +32,7 @@ from .captioner import Captioner
 from .control import JobControl
 from .devices import (
     DevicePolicy,
+    configure_controlnet,
     configure_pipeline,
     empty_device_cache,
     memory_format,
@@ -192,6 +193,8 @@ class LoadedPreset:
                                      dtype=self.policy.dtype, use_safetensors=True)  # fmt: skip
         controlnet.to(self.policy.device, memory_format=memory_format("unet", self.speed.channels_last)).eval()
         pipeline = AutoPipelineForText2Image.from_pipe(self.base, controlnet=controlnet)
+        configure_controlnet(pipeline, self.policy, self.speed.compile and self.speed.quantize != "int8",
+                             self.speed.traced, self.speed.openvino)  # fmt: skip
         pipeline.set_progress_bar_config(disable=True)
         pin_execution_device(pipeline, self.policy)
         return pipeline

@@ -38,13 +38,14 @@ def nncf_available() -> bool:
     return importlib.util.find_spec("nncf") is not None
 
 
-def ir_path(recorded: Positional, int8_weights: bool = False) -> Path:
-    """Where the module's IR lives: its name holds the weights (and whether NNCF made them int8), the class, its
-    config and OpenVINO's version (one IR serves every input shape: it is converted with dynamic dimensions)."""
+def ir_path(recorded: Positional, inputs: int, int8_weights: bool = False) -> Path:
+    """Where the module's IR taking this many inputs lives (a UNet's call with ControlNet residuals takes more): its
+    name holds the weights (and whether NNCF made them int8), the class, its config and OpenVINO's version (one IR
+    serves every input shape: it is converted with dynamic dimensions)."""
     module = recorded.module
     facts = {"openvino": openvino.__version__, "class": type(module).__name__, "config": config_of(module),
              "interface": [recorded.interface.names, recorded.interface.nested], "weights": weights_digest(recorded),
-             "converted from": "float32",
+             "converted from": "float32", "inputs": inputs,
              **({"nncf": "int8 weights"} if int8_weights else {})}  # fmt: skip
     key = hashlib.sha256(json.dumps(facts, sort_keys=True, default=str).encode()).hexdigest()[:20]
     return prepare() / OPENVINO / f"{type(module).__name__}-{key}.xml"
@@ -80,7 +81,7 @@ def read_or_convert(recorded: Positional, example: tuple, int8_weights: bool = F
     """The module's IR: read from the cache, else converted from the loaded module (its weights made int8 by NNCF when
     `int8_weights`) and saved (the weights file first, the model file last, each written whole and renamed: a model
     file means a whole IR)."""
-    path = ir_path(recorded, int8_weights)
+    path = ir_path(recorded, len(example), int8_weights)
     model = read_ir(path)
     if model is not None:
         return model
@@ -129,7 +130,7 @@ def compiled_for(model, ir: Path, inputs: tuple, outputs: int, dtype: torch.dtyp
     def run(*tensors):
         arrays = [(t.float() if t.is_floating_point() else t).contiguous().numpy() for t in tensors]
         results = request.infer(arrays)
-        out = [torch.from_numpy(results[compiled.outputs[i]].copy()).to(dtype) for i in range(outputs)]
+        out = [torch.from_numpy(results[port].copy()).to(dtype) for port in compiled.outputs[:outputs]]
         return out[0] if outputs == 1 else tuple(out)
 
     return run
@@ -150,27 +151,27 @@ def install(module: torch.nn.Module, interface: Interface, int8_weights: bool = 
 
     def compiled(model, inputs: tuple) -> Callable:
         started = time.perf_counter()
-        run = compiled_for(model, ir_path(recorded, int8_weights), inputs, interface.outputs, dtype)
+        run = compiled_for(model, ir_path(recorded, len(inputs), int8_weights), inputs, interface.outputs, dtype)
         seconds = time.perf_counter() - started
         log.info("OpenVINO %s at %s ready in %.1fs", type(module).__name__, signature(inputs), seconds)
         return run
 
     def make(inputs: tuple) -> Callable:
-        if "ir" not in converted:
-            converted["ir"] = read_or_convert(recorded, inputs, int8_weights)
-        return compiled(converted["ir"], inputs)
+        if len(inputs) not in converted:
+            converted[len(inputs)] = read_or_convert(recorded, inputs, int8_weights)
+        return compiled(converted[len(inputs)], inputs)
 
     def read(inputs: tuple) -> Callable | None:
         """Compiled at these shapes before (by this or an earlier start): the IR and the blob read; else None."""
-        path = ir_path(recorded, int8_weights)
+        path = ir_path(recorded, len(inputs), int8_weights)
         if not compiled_marker(path, inputs).is_file():
             return None
-        if "ir" not in converted:
+        if len(inputs) not in converted:
             model = read_ir(path)
             if model is None:
                 return None
-            converted["ir"] = model
-        return compiled(converted["ir"], inputs)
+            converted[len(inputs)] = model
+        return compiled(converted[len(inputs)], inputs)
 
     stand_in.make, stand_in.read = make, read
     return stand_in

@@ -13,15 +13,16 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-from diffusers import UNet2DConditionModel
+from diffusers import ControlNetModel, UNet2DConditionModel
 
-from models import Engine, graphs
+from models import Engine, graphs, openvino_runtime
 from models.shapes import parse, region_mask, render, vocabulary
 from tests.hub_cache import UNET_SDXL
 from tests.hub_cache import WIDTH as HUB_WIDTH
 from training.diffusion import build_text_encoder, build_unet
 from training.macs import unet_macs
 from training.tokenizer import build_tokenizer
+from training.train_structure import CONDITIONING_CHANNELS
 
 TEXT_WIDTH = 32
 
@@ -142,6 +143,41 @@ def test_a_build_broken_by_a_module_changing_under_it_is_made_again(unet, caplog
     assert stand_in.calls == 0 and not stand_in.graphs and "made again at the next call" in caplog.text
     built(stand_in, lambda: unet(*tensors).sample)
     assert stand_in.calls == 1 and stand_in.graphs[graphs.signature(tensors)] is not None
+
+
+@pytest.mark.parametrize("runtime", ["traced", "openvino"])
+@torch.no_grad()
+def test_a_controlnet_and_the_unet_it_guides_run_their_graphs(unet, runtime, tmp_path, monkeypatch):
+    """The structure path's two modules, called as diffusers' ControlNet pipelines call them, run graphs (the
+    conditioning scale an input, not a constant of the graph) with the eager outputs; a plain UNet call keeps its own.
+    OpenVINO picks bf16 by itself on CPUs that run it natively: its outputs are compared at bf16's precision."""
+    monkeypatch.setenv("DEPICT_COMPILE_CACHE", str(tmp_path))
+    install = {"traced": graphs.trace, "openvino": openvino_runtime.install}[runtime]
+    tolerance = {"traced": 1e-5, "openvino": 0.1}[runtime]  # bf16: 6% of the largest value seen here
+    controlnet = ControlNetModel.from_unet(unet, conditioning_embedding_out_channels=CONDITIONING_CHANNELS).eval()
+    for weight in controlnet.parameters():  # its zero-initialised outputs: residuals that show the scale
+        if not weight.any():
+            torch.nn.init.normal_(weight, std=0.05)
+    sample, timestep, text = inputs()
+    edges = torch.rand(1, 3, 32, 32)
+
+    def guided(scale: float) -> torch.Tensor:
+        down, mid = controlnet(sample, timestep, encoder_hidden_states=text, controlnet_cond=edges,
+                               conditioning_scale=scale, guess_mode=False, return_dict=False)  # fmt: skip
+        return unet(sample, timestep, encoder_hidden_states=text, down_block_additional_residuals=down,
+                    mid_block_additional_residual=mid, return_dict=False)[0]  # fmt: skip
+
+    expected = {scale: guided(scale) for scale in (1.0, 0.4)}
+    plain = unet(sample, timestep, text).sample
+    unet_graph, controlnet_graph = install(unet, graphs.UNET), install(controlnet, graphs.CONTROLNET)
+    guided(1.0)
+    assert graphs.wait_for_builds(timeout=300) and (unet_graph.calls, controlnet_graph.calls) == (0, 0)
+    for scale, image in expected.items():
+        assert torch.allclose(guided(scale), image, atol=tolerance * image.abs().max().item())
+    assert (unet_graph.calls, controlnet_graph.calls) == (2, 2) and not torch.allclose(expected[1.0], expected[0.4])
+    built(unet_graph, lambda: unet(sample, timestep, text))
+    assert torch.allclose(unet(sample, timestep, text).sample, plain, atol=tolerance * plain.abs().max().item())
+    assert len(unet_graph.graphs) == 2 and None not in unet_graph.graphs.values()
 
 
 @torch.no_grad()

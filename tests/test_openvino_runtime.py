@@ -31,7 +31,7 @@ def test_a_channels_last_module_converts_to_the_same_outputs(dtype, tmp_path, mo
     with torch.no_grad():
         model = openvino_runtime.read_or_convert(recorded, (sample,))
         reused = [torch.full((16, 16, 3, 3), 7.0, dtype=dtype) for _ in range(100)]  # noqa: F841 - takes freed memory
-        run = openvino_runtime.compiled_for(model, openvino_runtime.ir_path(recorded), (sample,), 1, dtype)
+        run = openvino_runtime.compiled_for(model, openvino_runtime.ir_path(recorded, 1), (sample,), 1, dtype)
         expected = module(sample)[0].float()
     got = run(sample).float()
     assert torch.isfinite(got).all()

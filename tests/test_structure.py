@@ -10,7 +10,7 @@ import pytest
 from diffusers import ControlNetModel
 from PIL import Image
 
-from models import Engine
+from models import Engine, graphs
 from models.presets import BUNDLED_FAST
 from models.shapes import judge, random_attributes, render_attributes
 from models.shapes.styles import judge_style
@@ -57,6 +57,21 @@ def test_structure_keeps_the_place_and_applies_the_edit(engine):
         fresh.append(box_iou(shape_box(original), shape_box(plain)))
     assert shown >= 10, shown
     assert np.mean(guided) > np.mean(fresh) + 0.05 and np.mean(guided) > 0.8, (np.mean(guided), np.mean(fresh))
+
+
+def test_structure_runs_its_unet_and_controlnet_as_graphs(engine):
+    """The structure path goes through the speed policy like the others: once built in the background, the traced
+    UNet (with the ControlNet's residuals) and the traced ControlNet run, drawing what the modules draw eagerly."""
+    original = render_attributes(random_attributes(random.Random(5)), seed=5)
+    description = "a large blue square in the center on a white background"
+    first = engine.regenerate(original, description, structure=1.0, seed=2)
+    assert graphs.wait_for_builds(timeout=300)
+    controlnet = graphs.graph_of(engine.load().pipeline("structure").controlnet)
+    calls = controlnet.calls
+    again = engine.regenerate(original, description, structure=1.0, seed=2)
+    assert again.metadata["unet"] == "traced" and controlnet.calls > calls
+    difference = np.abs(np.asarray(again.images[0], dtype=int) - np.asarray(first.images[0], dtype=int))
+    assert difference.max() <= 2, difference.max()
 
 
 def test_text_to_image_follows_a_structure_image(engine):
