@@ -74,7 +74,9 @@ def _submit(build: Callable, *args, wait_for_quiet: bool) -> Future:
 
 @contextlib.contextmanager
 def request_running():
-    """Mark a request as running for the `with`: no build starts until none has run for `QUIET_BEFORE_BUILD_S`."""
+    """Mark a request (or a preset's load) as running for the `with`: no build starts until none has run for
+    `QUIET_BEFORE_BUILD_S`. A load counts: the builds it queues (its default request's graphs) started the moment it
+    ended, and on 2 cores the UNet's conversion then slowed the first requests 1.5x (`docs/benchmarks.md`)."""
     global _running_requests, _last_request_end
     with _REQUESTS:
         _running_requests += 1
@@ -232,9 +234,9 @@ class GraphForward:
     at a time, `wait_for_builds`): no request waits for a trace or a compile, and the next call of that signature runs
     the graph. A graph an earlier start made is read from disk (`read(inputs)`, None when there is none) in the
     background the same way: reading OpenVINO's UNet blob recompiles it (5-10 s per shape on 2 cores), which on the
-    caller's path made a second start's load and first images 2-6x slower than eager. `calls` counts graph calls, `building` holds the signatures
-    being made, `kind` names the graphs ("traced", "compiled", "openvino", "int8"); builds of every kind but
-    "traced" wait for a quiet CPU (`waits_for_quiet`)."""
+    caller's path made a second start's load and first images 2-6x slower than eager. `calls` counts graph calls,
+    `building` holds the signatures being made, `kind` names the graphs ("traced", "compiled", "openvino", "int8");
+    builds of every kind but "traced" wait for a quiet CPU (`waits_for_quiet`)."""
 
     def __init__(self, module: torch.nn.Module, interface: Interface, kind: str, graphs: dict | None = None,
                  make: Callable | None = None, read: Callable[[tuple], Callable | None] | None = None):  # fmt: skip
@@ -310,9 +312,10 @@ class GraphForward:
         self.graphs[key] = graph
 
     def _build(self, key: tuple, example: tuple) -> None:
-        """Read the graph for `key` from disk, else make it, and install it. When it cannot be made that signature runs eagerly; unless the
-        module changed under the build (a request loading a LoRA adapter into it: its new layers hold no weights
-        while peft injects them), which leaves the signature to be made again at its next call."""
+        """Read the graph for `key` from disk, else make it, and install it. When it cannot be made that signature
+        runs eagerly; unless the module changed under the build (a request loading a LoRA adapter into it: its new
+        layers hold no weights while peft injects them), which leaves the signature to be made again at its next
+        call."""
         module = self.eager.__self__
         before = _parameter_count(module)
         try:

@@ -11,6 +11,7 @@ import threading
 from collections import OrderedDict
 
 from .devices import DevicePolicy, empty_device_cache
+from .graphs import request_running
 from .loaded_preset import LoadedPreset
 from .presets import Preset
 from .settings import max_loaded_presets
@@ -41,7 +42,8 @@ class PipelineCache:
             with self._lock:
                 if preset.name in self._loaded:
                     return self._loaded[preset.name]
-            entry = LoadedPreset(preset, shared.policy if shared else self.policy, shared)
+            with request_running():  # loading is heavy work too: no build starts until the CPU has been quiet after it
+                entry = LoadedPreset(preset, shared.policy if shared else self.policy, shared)
             with self._lock:
                 self._loaded[preset.name] = entry
                 self._evict()
