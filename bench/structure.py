@@ -8,7 +8,9 @@ seeds (neither used in training or in the tests). Style transfer: new plain rend
 strengths, with and without the content's edges guiding it (`score_style_transfer`: style judged right, content
 kept, `box_iou`).
 
-    python -m bench.structure [--count 300] [--only speed|regenerate|style_transfer] [--out bench/results]
+    python -m bench.structure [--count 300] [--only speed|regenerate|style_transfer|hub_size] [--out bench/results]
+
+`--only hub_size` times structure at SD 1.5's size (random weights) against plain diffusers: minutes, GBs.
 
 Prints JSON lines and writes (or, with `--only`, updates) `structure.json` with the machine.
 """
@@ -17,14 +19,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import tempfile
+import time
 from pathlib import Path
 
 import torch
-from diffusers import ControlNetModel, StableDiffusionControlNetPipeline
+from diffusers import ControlNetModel, StableDiffusionControlNetPipeline, UNet2DConditionModel
+from PIL import Image
 
+from bench.architectures import build
 from bench.machine import machine_facts
 from bench.upscale import median_seconds
 from models import Engine
+from models.graphs import wait_for_builds
 from models.presets import BUNDLED_DIR, preset_from_folder
 from models.shapes import render
 from models.shapes.styles import STYLES
@@ -97,19 +104,71 @@ def speed(engine: Engine, repeats: int) -> list[dict]:
     return rows
 
 
+def hub_size_speed(root: Path, repeats: int) -> list[dict]:
+    """Seconds per structure-guided 512x512 image at `sd15-lcm`'s size and settings: SD 1.5's architecture with
+    random weights and its LCM-LoRA (`bench.architectures`), a ControlNet made from its UNet (the architecture of
+    `lllyasviel/control_v11p_sd15_canny`), a new prompt each call; through the engine (its first call, and warm once
+    its graphs are built) and through plain diffusers' fp32 `StableDiffusionControlNetPipeline` with the LCM-LoRA fused,
+    on the same folders. Run it with TAESD in the hub cache (`HF_HUB_CACHE`), as `bench.session` does."""
+    folder = build("sd15", root / "sd15")
+    controlnet_dir = root / "controlnet-sd15"
+    if not (controlnet_dir / "config.json").is_file():
+        unet = UNet2DConditionModel.from_pretrained(folder / "text_to_image" / "unet")
+        ControlNetModel.from_unet(unet).save_pretrained(controlnet_dir)
+    original = render(CAPTION, 1).resize((512, 512), Image.Resampling.NEAREST)
+    prompts = iter(f"{CAPTION}, take {index}" for index in range(1000))
+    engine = Engine("bundled")
+    preset = engine.preset(engine.register_folder(folder, "sd15-size", structure=str(controlnet_dir)))
+
+    def depict():
+        return engine.regenerate(original, next(prompts), structure=1.0, preset=preset.name)
+
+    started = time.perf_counter()
+    first = depict()
+    first_s = time.perf_counter() - started
+    wait_for_builds()
+    warm = median_seconds(depict, repeats)
+    warm_unet = depict().metadata["unet"]
+    plain = StableDiffusionControlNetPipeline.from_pretrained(folder / "text_to_image", controlnet=ControlNetModel.
+                                                              from_pretrained(controlnet_dir), safety_checker=None,
+                                                              requires_safety_checker=False)  # fmt: skip
+    source, _, weight_name = preset.speed_adapter.partition(":")
+    plain.load_lora_weights(source, weight_name=weight_name)
+    plain.fuse_lora()
+    plain.set_progress_bar_config(disable=True)
+    edges = edge_map(original)
+    diffusers_seconds = median_seconds(lambda: plain(next(prompts), image=edges, num_inference_steps=preset.steps,
+                                                     guidance_scale=preset.guidance), repeats)  # fmt: skip
+    rows = [{"way": "Depict structure regenerate, SD 1.5 size, first call", "seconds": round(first_s, 3),
+             "unet": first.metadata["unet"], "steps": preset.steps},
+            {"way": "Depict structure regenerate, SD 1.5 size, warm", "seconds": round(warm, 3), "unet": warm_unet},
+            {"way": "plain diffusers StableDiffusionControlNetPipeline fp32, LCM-LoRA fused, SD 1.5 size",
+             "seconds": round(diffusers_seconds, 3)},
+            {"way": "speed-up, warm", "ratio": round(diffusers_seconds / warm, 2)}]  # fmt: skip
+    for row in rows:
+        print(json.dumps(row), flush=True)
+    return rows
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=300, help="new renders per seed (per style for style transfer)")
     parser.add_argument("--repeats", type=int, default=20)
-    parser.add_argument("--only", choices=["speed", "regenerate", "style_transfer"])
+    parser.add_argument("--only", choices=["speed", "regenerate", "style_transfer", "hub_size"])
+    parser.add_argument("--keep", type=Path, help="build the SD 1.5-size folders here (`--only hub_size`; default: a "
+                        "temp folder)")  # fmt: skip
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
     torch.manual_seed(0)
     engine = Engine("bundled")
+    scratch = tempfile.TemporaryDirectory()
     parts = {"speed": lambda: speed(engine, args.repeats), "quality": lambda: quality(engine, args.count),
-             "style_transfer": lambda: style_transfer_quality(engine, args.count)}  # fmt: skip
+             "style_transfer": lambda: style_transfer_quality(engine, args.count),
+             "hub_size": lambda: hub_size_speed(args.keep or Path(scratch.name), min(args.repeats, 3))}  # fmt: skip
     wanted = {"regenerate": "quality"}.get(args.only, args.only)
-    report = {name: run() for name, run in parts.items() if wanted in (None, name)}
+    with scratch:
+        report = {name: run() for name, run in parts.items() if wanted in (None, name) and
+                  (name != "hub_size" or wanted == "hub_size")}  # minutes and GBs: only when asked for
     if args.out:
         path = args.out / "structure.json"
         earlier = json.loads(path.read_text()) if args.only and path.is_file() else {}
