@@ -274,11 +274,12 @@ class GraphForward:
                 return None
             inputs += tuple(value[entry] for entry in entries)
         control = self.interface.control or ()
-        if control and kwargs.get(control[0]) is not None:
-            inputs += (kwargs[control[0]], *(kwargs.get(control[1]) or ()))
+        if control:
+            mid, down = (kwargs.get(name) for name in control)
+            if (mid is None) != (down is None):  # one without the other: not a ControlNet's call
+                return None
+            inputs += (mid, *down) if mid is not None else ()
         rest = (value for name, value in kwargs.items() if name not in (*names, *nested, *control, "return_dict"))
-        if control and (kwargs.get(control[0]) is None) != (kwargs.get(control[1]) is None):
-            return None
         return inputs if all(torch.is_tensor(t) for t in inputs) and all(unset(v) for v in rest) else None
 
     def prime(self, inputs: tuple) -> None:

@@ -159,19 +159,15 @@ class LoadedPreset:
         return self._pipelines[key]
 
     def _build(self, role: str):
-        if role in ("image_to_image", "inpaint"):
-            auto = AutoPipelineForImage2Image if role == "image_to_image" else AutoPipelineForInpainting
-            pipeline = auto.from_pipe(self.base)
+        if role in ("image_to_image", "inpaint", "structure_image_to_image"):
+            auto = AutoPipelineForInpainting if role == "inpaint" else AutoPipelineForImage2Image
+            # structure img2img (style transfer's `structure`) derives from the pipeline holding the ControlNet
+            pipeline = auto.from_pipe(self.pipeline("structure") if role.startswith("structure") else self.base)
             pipeline.set_progress_bar_config(disable=True)
             pin_execution_device(pipeline, self.policy)
             return pipeline
         if role == "structure":
             return self._build_structure()
-        if role == "structure_image_to_image":  # img2img with the same ControlNet (style transfer's `structure`)
-            pipeline = AutoPipelineForImage2Image.from_pipe(self.pipeline("structure"))
-            pipeline.set_progress_bar_config(disable=True)
-            pin_execution_device(pipeline, self.policy)
-            return pipeline
         if role == "instruct_edit":
             return self._build_instruct()
         if role in ("captioner", "upscaler"):
