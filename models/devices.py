@@ -107,11 +107,11 @@ def pin_execution_device(pipeline, policy: DevicePolicy) -> None:
 
 def configure_pipeline(pipeline, policy: DevicePolicy, compile_unet: bool = False, channels_last: Collection[str] = (),
                        traced: tuple[str, ...] = (), openvino: tuple[str, ...] = (),
-                       int8_weights: bool = False) -> str:  # fmt: skip
+                       int8: bool = False) -> str:  # fmt: skip
     """Move a pipeline to the policy's device and dtype, set attention and memory options, lay out the components
     named in `channels_last` (`unet`, `vae`) NHWC, compile its UNet when asked (`models.compile_cache`), run the
     components named in `traced` through traced graphs (`models.graphs`) and those in `openvino` through OpenVINO
-    (`models.openvino_runtime`; its UNet with NNCF int8 weights when `int8_weights`); returns the attention backend."""
+    (`models.openvino_runtime`; its UNet quantised by NNCF when `int8`); returns the attention backend."""
     if policy.cpu_offload:
         pipeline.enable_model_cpu_offload()
     else:
@@ -134,7 +134,7 @@ def configure_pipeline(pipeline, policy: DevicePolicy, compile_unet: bool = Fals
     elif compile_unet and unet is not None:
         unet.compile()  # in place: the module, its weights and its adapters stay shared
     stand_in_pipeline(pipeline, traced, trace)
-    stand_in_pipeline(pipeline, openvino, functools.partial(openvino_runtime.install, int8_weights=int8_weights))
+    stand_in_pipeline(pipeline, openvino, functools.partial(openvino_runtime.install, int8=int8))
     vae = getattr(pipeline, "vae", None)
     if policy.vae_tiling and vae is not None and hasattr(vae, "enable_tiling"):
         vae.enable_tiling()

@@ -110,7 +110,7 @@ class LoadedPreset:
         int8 = self.speed.quantize == "int8"
         self.attention = configure_pipeline(self.base, policy, self.speed.compile and not int8,  # int8: its own graph
                                             self.speed.channels_last, self.speed.traced, self.speed.openvino,
-                                            self.speed.quantize == "int8-weights")  # fmt: skip
+                                            self.speed.quantize == "int8-hybrid")  # fmt: skip
         self.scheduler_configs = {"text_to_image": dict(self.base.scheduler.config)}
         folders = [Path(preset.adapters_dir)] if preset.adapters_dir else []
         self.catalog = AdapterCatalog([*folders, adapters_dir()] if preset.offers_adapters() else [])
@@ -208,7 +208,7 @@ class LoadedPreset:
             **PIPELINE_LOAD_OPTIONS,
         )  # fmt: skip
         configure_pipeline(pipeline, self.policy, self.speed.compile, self.speed.channels_last, self.speed.traced,
-                           self.speed.openvino, self.speed.quantize == "int8-weights")  # fmt: skip
+                           self.speed.openvino, self.speed.quantize == "int8-hybrid")  # fmt: skip
         return pipeline
 
     def tiny_vae(self) -> AutoencoderTiny | None:

@@ -22,6 +22,7 @@ from pathlib import Path
 import openvino
 import torch
 
+from . import openvino_int8
 from .compile_cache import OPENVINO, OPENVINO_BLOBS, config_of, prepare, prune, weights_digest
 from .graphs import UNET, UNET_XL, GraphForward, Interface, Positional, graph_of, signature
 
@@ -38,17 +39,19 @@ def nncf_available() -> bool:
     return importlib.util.find_spec("nncf") is not None
 
 
-def ir_path(recorded: Positional, inputs: int, int8_weights: bool = False) -> Path:
+def ir_path(recorded: Positional, inputs: int, int8: bool = False) -> Path:
     """Where the module's IR taking this many inputs lives (a UNet's call with ControlNet residuals takes more): its
-    name holds the weights (and whether NNCF made them int8), the class, its config and OpenVINO's version (one IR
-    serves every input shape: it is converted with dynamic dimensions)."""
+    name holds the weights (and whether NNCF quantised them), the class, its config and OpenVINO's version (one IR
+    serves every input shape: it is converted with dynamic dimensions). An int8 IR found to stray from the float
+    UNet (`models.openvino_int8`) is the float one's path."""
     module = recorded.module
     facts = {"openvino": openvino.__version__, "class": type(module).__name__, "config": config_of(module),
              "interface": [recorded.interface.names, recorded.interface.nested], "weights": weights_digest(recorded),
              "converted from": "float32", "saved as": "fp16", "inputs": inputs,
-             **({"nncf": "int8 weights"} if int8_weights else {})}  # fmt: skip
+             **({"nncf": f"hybrid int8, calibration {openvino_int8.CALIBRATION}"} if int8 else {})}  # fmt: skip
     key = hashlib.sha256(json.dumps(facts, sort_keys=True, default=str).encode()).hexdigest()[:20]
-    return prepare() / OPENVINO / f"{type(module).__name__}-{key}.xml"
+    path = prepare() / OPENVINO / f"{type(module).__name__}-{key}.xml"
+    return ir_path(recorded, inputs) if int8 and openvino_int8.rejected_marker(path).is_file() else path
 
 
 def read_ir(path: Path):
@@ -77,27 +80,27 @@ def float32_copy(recorded: Positional) -> Positional:
     return copied
 
 
-def read_or_convert(recorded: Positional, example: tuple, int8_weights: bool = False):
-    """The module's IR: read from the cache, else converted from the loaded module (its weights made int8 by NNCF when
-    `int8_weights`) and saved (the weights file first, the model file last, each written whole and renamed: a model
-    file means a whole IR)."""
-    path = ir_path(recorded, len(example), int8_weights)
+def read_or_convert(recorded: Positional, example: tuple, int8: bool = False):
+    """The module's IR: read from the cache, else converted from the loaded module (a UNet quantised by NNCF when
+    `int8` and its output holds: `models.openvino_int8`) and saved (the weights file first, the model file last, each
+    written whole and renamed: a model file means a whole IR)."""
+    path = ir_path(recorded, len(example), int8)
     model = read_ir(path)
     if model is not None:
         return model
     started = time.perf_counter()
     example = tuple(t.float() if t.is_floating_point() else t for t in example)
-    model = openvino.convert_model(float32_copy(recorded).eval(), example_input=example)
-    if int8_weights:
-        import nncf  # an option's package: imported when asked for
-
-        model = nncf.compress_weights(model)  # int8, asymmetric, per output channel
+    source = float32_copy(recorded).eval()
+    model = openvino.convert_model(source, example_input=example)
+    if int8:
+        model = openvino_int8.hybrid_int8(model, source, example, path) or model
+        path = ir_path(recorded, len(example), int8)  # the float IR's when it strayed
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f"{path.stem}.{os.getpid()}.partial.xml")
     try:
         # fp16 on disk: the float32 copy's IR would take twice the bf16 model's space (SD 1.5's UNet 3.4 GB, two of
         # them with a ControlNet's residuals: past the 8 GB budget); the plugin widens the weights when it compiles
-        openvino.save_model(model, partial, compress_to_fp16=not int8_weights)
+        openvino.save_model(model, partial, compress_to_fp16=True)
         os.replace(partial.with_suffix(".bin"), path.with_suffix(".bin"))
         os.replace(partial, path)
     finally:
@@ -138,14 +141,15 @@ def compiled_for(model, ir: Path, inputs: tuple, outputs: int, dtype: torch.dtyp
     return run
 
 
-def install(module: torch.nn.Module, interface: Interface, int8_weights: bool = False) -> GraphForward:
+def install(module: torch.nn.Module, interface: Interface, int8: bool = False) -> GraphForward:
     """Run `module` through OpenVINO, one compiled model per input signature (made in the background from the first
     call of a signature, from one IR per module; read, also in the background, where compiled before); the installed
-    stand-in, or the one already there. `int8_weights`: a UNet's weights made int8 by NNCF (other modules keep theirs)."""
+    stand-in, or the one already there. `int8`: a UNet quantised by NNCF (`models.openvino_int8`; other modules stay
+    float)."""
     installed = graph_of(module)
     if installed:
         return installed
-    int8_weights = int8_weights and interface in (UNET, UNET_XL)
+    int8 = int8 and interface in (UNET, UNET_XL)
     stand_in = GraphForward(module, interface, "openvino")
     recorded = Positional(module, stand_in.eager, interface).eval()
     dtype = next(module.parameters()).dtype
@@ -153,19 +157,19 @@ def install(module: torch.nn.Module, interface: Interface, int8_weights: bool = 
 
     def compiled(model, inputs: tuple) -> Callable:
         started = time.perf_counter()
-        run = compiled_for(model, ir_path(recorded, len(inputs), int8_weights), inputs, interface.outputs, dtype)
+        run = compiled_for(model, ir_path(recorded, len(inputs), int8), inputs, interface.outputs, dtype)
         seconds = time.perf_counter() - started
         log.info("OpenVINO %s at %s ready in %.1fs", type(module).__name__, signature(inputs), seconds)
         return run
 
     def make(inputs: tuple) -> Callable:
         if len(inputs) not in converted:
-            converted[len(inputs)] = read_or_convert(recorded, inputs, int8_weights)
+            converted[len(inputs)] = read_or_convert(recorded, inputs, int8)
         return compiled(converted[len(inputs)], inputs)
 
     def read(inputs: tuple) -> Callable | None:
         """Compiled at these shapes before (by this or an earlier start): the IR and the blob read; else None."""
-        path = ir_path(recorded, len(inputs), int8_weights)
+        path = ir_path(recorded, len(inputs), int8)
         if not compiled_marker(path, inputs).is_file():
             return None
         if len(inputs) not in converted:

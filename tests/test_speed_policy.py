@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 
+import nncf
 import openvino
 import pytest
 import torch
@@ -15,7 +16,7 @@ from diffusers import AutoencoderTiny
 from huggingface_hub import constants
 
 from bench.hub_snapshot import snapshot
-from models import Engine, JobControl, compile_cache, graphs, speed
+from models import Engine, JobControl, compile_cache, graphs, openvino_int8, speed
 from models.compile_cache import INDUCTOR, LEGACY_STAMP, STAMP, CacheRefused, guarded_call, prepare
 from models.devices import choose_policy
 from models.graphs import UNET, Positional, graph_of
@@ -132,6 +133,7 @@ def test_a_plain_sd_folder_runs_on_openvino_built_in_the_background_and_kept(tin
     text encoder and tiny decoder are converted in the background; later images run on OpenVINO; a later start
     reads the converted models (in the background too) instead of converting; a conversion that fails leaves torch with a log line."""
     monkeypatch.setenv("DEPICT_LARGE_UNET", str(LARGE))
+    monkeypatch.setenv("DEPICT_QUANTIZE", "off")  # the float IRs; int8 has its own tests below
     monkeypatch.setenv("DEPICT_COMPILE_CACHE", str(tmp_path / "compile_cache"))
     folder = plain_folder(tiny_preset, tmp_path)
 
@@ -164,25 +166,55 @@ def test_a_plain_sd_folder_runs_on_openvino_built_in_the_background_and_kept(tin
     assert "conversion failed" in caplog.text
 
 
-def test_int8_weights_on_openvino_shrink_the_unet_and_keep_its_image(tiny_preset, tmp_path, monkeypatch, taesd_cache):
-    """`DEPICT_QUANTIZE=int8` on the OpenVINO path: the UNet's weights made int8 by NNCF (an IR smaller than its float
-    weights), its image close to the float model's."""
-    folder = plain_folder(tiny_preset, tmp_path)
-    monkeypatch.setenv("DEPICT_COMPILE", "off")
-    floating = Engine(preset=str(folder)).text_to_image(PROMPT, seed=4, **SMALL)  # torch, float
+def quantized_start(folder, tmp_path, monkeypatch, quantize="int8"):
+    """A new engine on `folder` over the threshold (OpenVINO) with `DEPICT_QUANTIZE=quantize`: its image once the
+    background builds are done."""
     monkeypatch.setenv("DEPICT_COMPILE", "auto")
     monkeypatch.setenv("DEPICT_LARGE_UNET", str(LARGE))
-    monkeypatch.setenv("DEPICT_QUANTIZE", "int8")
+    monkeypatch.setenv("DEPICT_QUANTIZE", quantize)
     monkeypatch.setenv("DEPICT_COMPILE_CACHE", str(tmp_path / "compile_cache"))
     engine = Engine(preset=str(folder))
     engine.text_to_image(PROMPT, seed=4, **SMALL)
     assert graphs.wait_for_builds(timeout=600)
-    int8 = engine.text_to_image(PROMPT, seed=4, **SMALL)
-    assert int8.metadata["unet"] == "openvino" and int8.metadata["speed_policy"]["quantize"] == "int8-weights"
-    (weights,) = (tmp_path / "compile_cache" / "openvino").glob("UNet2DConditionModel-*.bin")
-    float_bytes = sum(p.numel() * 4 for p in engine.load().base.unet.parameters())
-    assert weights.stat().st_size < 0.8 * float_bytes, (weights.stat().st_size, float_bytes)
+    return engine.text_to_image(PROMPT, seed=4, **SMALL)
+
+
+def unet_ir_ops(tmp_path) -> set[str]:
+    (ir,) = (tmp_path / "compile_cache" / "openvino").glob("UNet2DConditionModel-*.xml")
+    return {op.get_type_name() for op in openvino.Core().read_model(ir).get_ops()}
+
+
+def test_a_hybrid_int8_unet_on_openvino_quantises_its_convolutions_and_keeps_its_image(tiny_preset, tmp_path,
+                                                                                         monkeypatch, taesd_cache):  # fmt: skip
+    """`DEPICT_QUANTIZE=int8` on the OpenVINO path: NNCF's hybrid int8 UNet (convolutions' activations quantised, a
+    FakeQuantize before them in the IR), its image close to the float model's."""
+    folder = plain_folder(tiny_preset, tmp_path)
+    monkeypatch.setenv("DEPICT_COMPILE", "off")
+    floating = Engine(preset=str(folder)).text_to_image(PROMPT, seed=4, **SMALL)  # torch, float
+    int8 = quantized_start(folder, tmp_path, monkeypatch)
+    assert int8.metadata["unet"] == "openvino" and int8.metadata["speed_policy"]["quantize"] == "int8-hybrid"
+    assert "FakeQuantize" in unet_ir_ops(tmp_path)
     assert psnr(int8.images[0], floating.images[0]) > 30
+
+
+def test_an_int8_unet_that_strays_runs_float_and_is_not_quantised_again(tiny_preset, tmp_path, monkeypatch, caplog,
+                                                                        taesd_cache):  # fmt: skip
+    """Below the fidelity floor the float IR runs, with a log line; the verdict is kept, so a later start reads the
+    float IR without quantising again."""
+    folder = plain_folder(tiny_preset, tmp_path)
+    monkeypatch.setattr(openvino_int8, "MIN_PSNR_DB", 1000.0)  # no int8 UNet reaches it
+    first = quantized_start(folder, tmp_path, monkeypatch)
+    assert first.metadata["unet"] == "openvino" and "kept float" in caplog.text
+    assert "FakeQuantize" not in unet_ir_ops(tmp_path)
+    (verdict,) = (tmp_path / "compile_cache" / "openvino").glob("UNet2DConditionModel-*.rejected")
+    assert verdict.read_text().endswith("dB\n")
+
+    def no_quantizing(*args, **kwargs):
+        raise AssertionError("quantised again")
+
+    monkeypatch.setattr(nncf, "quantize", no_quantizing)
+    later = quantized_start(folder, tmp_path, monkeypatch)
+    assert later.metadata["unet"] == "openvino" and later.images[0].tobytes() == first.images[0].tobytes()
 
 
 def test_no_tiny_decoder_for_a_latent_family_without_one(tiny_preset, tmp_path, taesd_cache):
@@ -343,14 +375,15 @@ def test_compile_never_holds_a_request_is_paid_once_and_survives_a_corrupt_libra
 
 @pytest.mark.parametrize(
     "threshold, vnni, compile_env, quantize_env, expected",
-    [  # int8 only when asked for: by default (not yet measured faster at SD size, compile not cached) float
-        (LARGE, True, "auto", "auto", "off"),
+    [  # PT2E int8 on torch only when asked for (not yet measured faster at SD size, compile not cached); on OpenVINO
+        # NNCF's hybrid int8 where the CPU has int8 dot products (VNNI)
+        (LARGE, True, "auto", "auto", "int8-hybrid"),  # a large UNet on OpenVINO, int8 dot products: NNCF's hybrid
         (None, True, "auto", "auto", "off"),
         (LARGE, False, "auto", "auto", "off"),
         (LARGE, True, "off", "auto", "off"),  # uncompiled int8 is slower than float: not by default
         (None, False, "off", "int8", "int8"),  # asked for
         (LARGE, True, "auto", "off", "off"),
-        (LARGE, False, "auto", "int8", "int8-weights"),  # a large UNet on OpenVINO: NNCF's int8 weights
+        (LARGE, False, "auto", "int8", "int8-hybrid"),  # asked for on OpenVINO, without VNNI
     ],
 )  # fmt: skip
 def test_int8_where_it_pays(engine, monkeypatch, threshold, vnni, compile_env, quantize_env, expected):
