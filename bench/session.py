@@ -195,18 +195,40 @@ def static(module: torch.nn.Module, example: tuple):
     return model
 
 
-def run_openvino(folder: Path, repeats: int = 5) -> list[tuple[str, float]]:
-    """The OpenVINO runtime alone at 512x512, 1 step: conversion, then new prompts, with TAESD and with the VAE."""
-    tiny = AutoencoderTiny.from_pretrained("madebyollin/taesd").decoder
-    vae = AutoencoderKL.from_pretrained(folder / "vae").decoder
+def run_steady(folder: Path, repeats: int = 7) -> list[tuple[str, float]]:
+    """At 512x512, 1 step, with TAESD and with the full VAE: the OpenVINO runtime alone (conversion, then a warm-up) and
+    Depict (after `Engine.warm`) in one process, their calls alternating over the same new prompts, so that a machine
+    whose speed drifts (15% between runs here) moves both alike; the median of each."""
+    engine = Engine(preset=str(folder))
+    loaded, parts = engine.load(), PartTimes()
+    pipeline = loaded.pipeline("text_to_image")
+    parts.watch("text encoder", pipeline.text_encoder)
+    parts.watch("UNet", pipeline.unet)
+    decoders = (("TAESD", AutoencoderTiny.from_pretrained("madebyollin/taesd").decoder, True),
+                ("full VAE", AutoencoderKL.from_pretrained(folder / "vae").decoder, False))  # fmt: skip
     times = []
-    for label, decoder in (("TAESD", tiny), ("full VAE", vae)):
+    for label, decoder, fast in decoders:
         runtime = OpenVinoAlone(folder, decoder)
         times.append((f"OpenVINO alone, {label}: convert and compile", runtime.convert_s))
         runtime("a warm-up")
+        generate = functools.partial(engine.text_to_image, fast_decode=fast, **TURBO)
+        engine.warm(guidance=0.0)
+        generate("a warm-up")
+        engine.warm(guidance=0.0)  # the decoder's graph, built from the call before
+        parts.watch(f"decoder ({label})", loaded.tiny_vae().decoder if fast else pipeline.vae.decoder)
         runtime.parts.take(1, "")
-        times.append((f"OpenVINO alone, {label}: 512x512", median_s(runtime, repeats)))
-        times += runtime.parts.take(repeats, f"OpenVINO alone, {label}")
+        parts.take(1, "")
+        seconds = {"OpenVINO alone": [], "Depict": []}
+        for index in range(repeats):
+            prompt = f"{REQUESTS[0][1]}, take {index}"
+            for name, run in (("OpenVINO alone", runtime), ("Depict", generate)):
+                started = time.perf_counter()
+                run(prompt)
+                seconds[name].append(time.perf_counter() - started)
+        times += [(f"{name}, {label}: 512x512", statistics.median(values)) for name, values in seconds.items()]
+        times += runtime.parts.take(repeats, f"OpenVINO alone, {label}") + parts.take(repeats, f"Depict, {label}")
+        del runtime
+        gc.collect()
     return times
 
 
@@ -220,51 +242,35 @@ def median_s(generate, repeats: int) -> float:
     return statistics.median(seconds)
 
 
-def run_depict_warm(folder: Path, repeats: int = 5) -> list[tuple[str, float]]:
-    """Depict at 512x512, 1 step, once its faster paths are built (`Engine.warm`): new prompts, TAESD and the VAE."""
-    engine = Engine(preset=str(folder))
-    loaded, parts = engine.load(), PartTimes()
-    pipeline = loaded.pipeline("text_to_image")
-    parts.watch("text encoder", pipeline.text_encoder)
-    parts.watch("UNet", pipeline.unet)
-    times = []
-    for label, fast in (("TAESD", True), ("full VAE", False)):
-        engine.warm(guidance=0.0)
-        engine.text_to_image("a warm-up", fast_decode=fast, **TURBO)
-        engine.warm(guidance=0.0)  # the decoder's graph, built from the call before
-        parts.watch(f"decoder ({label})", loaded.tiny_vae().decoder if fast else pipeline.vae.decoder)
-        parts.take(1, "")
-        generate = functools.partial(engine.text_to_image, fast_decode=fast, **TURBO)
-        times.append((f"Depict, {label}: 512x512", median_s(generate, repeats)))
-        times += parts.take(repeats, f"Depict, {label}")
-    return times
-
-
 UNSEEN = (("a harbour with fishing boats at sunrise", 11), ("an old library with tall shelves", 23))  # prompt, seed
 
 
-def run_int8(folder: Path, repeats: int = 5) -> list[tuple[str, float]]:
+def run_int8(folder: Path, repeats: int = 7) -> list[tuple[str, float]]:
     """Depict at 512x512, 1 step, TAESD, on OpenVINO with the float UNet (`DEPICT_QUANTIZE=off`) and NNCF's hybrid
-    int8 one (`int8`): the warm time over new prompts, and each int8 image's PSNR/SSIM against the float one on
-    prompts and seeds no calibration or other bench uses."""
-    rows, images = [], {}
+    int8 one (`int8`), both loaded and warm in one process, their calls alternating over the same new prompts: the
+    median of each, and each int8 image's PSNR/SSIM against the float one on prompts and seeds no calibration or
+    other bench uses."""
+    engines = {}
     for label, mode in (("float", "off"), ("hybrid int8", "int8")):
         os.environ["DEPICT_QUANTIZE"] = mode  # read when the model loads
-        engine = Engine(preset=str(folder))
-        engine.warm(guidance=0.0)
-        rows.append((f"Depict, UNet {label}: 512x512",
-                     median_s(functools.partial(engine.text_to_image, **TURBO), repeats)))  # fmt: skip
-        images[label] = [engine.text_to_image(prompt, seed=seed, **TURBO).images[0] for prompt, seed in UNSEEN]
-        del engine
-        gc.collect()
-    for (prompt, seed), int8, floating in zip(UNSEEN, images["hybrid int8"], images["float"]):
+        engines[label] = Engine(preset=str(folder))
+        engines[label].warm(guidance=0.0)
+    seconds = {label: [] for label in engines}
+    for index in range(repeats):
+        for label, engine in engines.items():
+            started = time.perf_counter()
+            engine.text_to_image(f"{REQUESTS[0][1]}, take {index}", **TURBO)
+            seconds[label].append(time.perf_counter() - started)
+    rows = [(f"Depict, UNet {label}: 512x512", statistics.median(values)) for label, values in seconds.items()]
+    for prompt, seed in UNSEEN:
+        int8, floating = (engines[label].text_to_image(prompt, seed=seed, **TURBO).images[0]
+                          for label in ("hybrid int8", "float"))  # fmt: skip
         rows += [(f"hybrid int8 '{prompt}' seed {seed}: PSNR against float, dB", psnr(int8, floating)),
                  (f"hybrid int8 '{prompt}' seed {seed}: SSIM against float", ssim(int8, floating))]  # fmt: skip
     return rows
 
 
-RUNNERS = {"plain": run_plain, "depict": run_depict, "openvino": run_openvino, "depict-warm": run_depict_warm,
-           "int8": run_int8}  # fmt: skip
+RUNNERS = {"plain": run_plain, "depict": run_depict, "steady": run_steady, "int8": run_int8}
 
 
 def session(runner: str, folder: Path, env: dict) -> dict[str, float]:
@@ -310,7 +316,7 @@ def main(argv=None) -> list[dict]:
                 "Depict eager": session("depict", folder, {**env, "DEPICT_COMPILE": "off"}),
             }, args.out)  # fmt: skip
         if not args.sessions_only:
-            rows += report_steady({**session("openvino", folder, env), **session("depict-warm", folder, env)}, args.out)
+            rows += report_steady(session("steady", folder, env), args.out)
     return rows
 
 
