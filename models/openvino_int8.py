@@ -33,6 +33,7 @@ def variant(example: tuple, fraction: float, seed: int) -> tuple:
 
 
 def arrays(inputs: tuple) -> list[np.ndarray]:
+    """Torch inputs as the float32 (or integer), contiguous arrays an OpenVINO model takes."""
     return [(t.float() if t.is_floating_point() else t).contiguous().numpy() for t in inputs]
 
 

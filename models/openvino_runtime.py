@@ -133,8 +133,7 @@ def compiled_for(model, ir: Path, inputs: tuple, outputs: int, dtype: torch.dtyp
     request = compiled.create_infer_request()
 
     def run(*tensors):
-        arrays = [(t.float() if t.is_floating_point() else t).contiguous().numpy() for t in tensors]
-        results = request.infer(arrays)
+        results = request.infer(openvino_int8.arrays(tensors))
         out = [torch.from_numpy(results[port].copy()).to(dtype) for port in compiled.outputs[:outputs]]
         return out[0] if outputs == 1 else tuple(out)
 
