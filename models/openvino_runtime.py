@@ -24,7 +24,7 @@ import torch
 
 from . import openvino_int8
 from .compile_cache import OPENVINO, OPENVINO_BLOBS, config_of, prepare, prune, weights_digest
-from .graphs import UNET, UNET_XL, GraphForward, Interface, Positional, graph_of, signature
+from .graphs import GraphForward, Interface, Positional, graph_of, signature
 
 log = logging.getLogger(__name__)
 CONFIG = {"PERFORMANCE_HINT": "LATENCY"}
@@ -43,12 +43,12 @@ def ir_path(recorded: Positional, inputs: int, int8: bool = False) -> Path:
     """Where the module's IR taking this many inputs lives (a UNet's call with ControlNet residuals takes more): its
     name holds the weights (and whether NNCF quantised them), the class, its config and OpenVINO's version (one IR
     serves every input shape: it is converted with dynamic dimensions). An int8 IR found to stray from the float
-    UNet (`models.openvino_int8`) is the float one's path."""
+    module (`models.openvino_int8`) is the float one's path."""
     module = recorded.module
     facts = {"openvino": openvino.__version__, "class": type(module).__name__, "config": config_of(module),
              "interface": [recorded.interface.names, recorded.interface.nested], "weights": weights_digest(recorded),
              "converted from": "float32", "saved as": "fp16", "inputs": inputs,
-             **({"nncf": f"hybrid int8, calibration {openvino_int8.CALIBRATION}"} if int8 else {})}  # fmt: skip
+             **({"nncf": f"hybrid int8, example and {openvino_int8.CALIBRATION}"} if int8 else {})}  # fmt: skip
     key = hashlib.sha256(json.dumps(facts, sort_keys=True, default=str).encode()).hexdigest()[:20]
     path = prepare() / OPENVINO / f"{type(module).__name__}-{key}.xml"
     return ir_path(recorded, inputs) if int8 and openvino_int8.rejected_marker(path).is_file() else path
@@ -81,9 +81,9 @@ def float32_copy(recorded: Positional) -> Positional:
 
 
 def read_or_convert(recorded: Positional, example: tuple, int8: bool = False):
-    """The module's IR: read from the cache, else converted from the loaded module (a UNet quantised by NNCF when
-    `int8` and its output holds: `models.openvino_int8`) and saved (the weights file first, the model file last, each
-    written whole and renamed: a model file means a whole IR)."""
+    """The module's IR: read from the cache, else converted from the loaded module (a UNet or VAE decoder quantised by
+    NNCF when `int8` and its output holds: `models.openvino_int8`) and saved (the weights file first, the model file
+    last, each written whole and renamed: a model file means a whole IR)."""
     path = ir_path(recorded, len(example), int8)
     model = read_ir(path)
     if model is not None:
@@ -92,10 +92,10 @@ def read_or_convert(recorded: Positional, example: tuple, int8: bool = False):
     example = tuple(t.float() if t.is_floating_point() else t for t in example)
     source = float32_copy(recorded).eval()
     model = openvino.convert_model(source, example_input=example)
+    path.parent.mkdir(parents=True, exist_ok=True)
     if int8:
         model = openvino_int8.hybrid_int8(model, source, example, path) or model
         path = ir_path(recorded, len(example), int8)  # the float IR's when it strayed
-    path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f"{path.stem}.{os.getpid()}.partial.xml")
     try:
         # fp16 on disk: the float32 copy's IR would take twice the bf16 model's space (SD 1.5's UNet 3.4 GB, two of
@@ -143,12 +143,12 @@ def compiled_for(model, ir: Path, inputs: tuple, outputs: int, dtype: torch.dtyp
 def install(module: torch.nn.Module, interface: Interface, int8: bool = False) -> GraphForward:
     """Run `module` through OpenVINO, one compiled model per input signature (made in the background from the first
     call of a signature, from one IR per module; read, also in the background, where compiled before); the installed
-    stand-in, or the one already there. `int8`: a UNet quantised by NNCF (`models.openvino_int8`; other modules stay
-    float)."""
+    stand-in, or the one already there. `int8`: a UNet or VAE decoder quantised by NNCF (`models.openvino_int8`; other
+    modules stay float)."""
     installed = graph_of(module)
     if installed:
         return installed
-    int8 = int8 and interface in (UNET, UNET_XL)
+    int8 = int8 and openvino_int8.quantizes(module, interface)
     stand_in = GraphForward(module, interface, "openvino")
     recorded = Positional(module, stand_in.eager, interface).eval()
     dtype = next(module.parameters()).dtype

@@ -41,7 +41,7 @@ class SpeedPolicy:
     openvino: tuple[str, ...]  # components run by OpenVINO (`models.openvino_runtime`): `unet`, `vae`, `text_encoder`,
     # `vae_tiny`
     traced: tuple[str, ...]  # components run as TorchScript graphs (`models.graphs`): `unet`, `vae`, `text_encoder`
-    quantize: str  # "int8" (a PT2E int8 UNet), "int8-hybrid" (OpenVINO's UNet quantised by NNCF) or "off"
+    quantize: str  # "int8" (a PT2E int8 UNet), "int8-hybrid" (NNCF on OpenVINO: UNet, VAE decoder) or "off"
     tiny_decoder: str | None  # folder or hub id of the AutoencoderTiny companion
     reasons: tuple[str, ...]
 
@@ -125,8 +125,8 @@ def decide(pipeline, preset: Preset, policy: DevicePolicy) -> SpeedPolicy:
     on_openvino = openvino_components(policy.device, large, mode, runtime_mode()) if unet is not None else ()
     int8 = (policy.device == "cpu" and policy.dtype == torch.float32 and plain and quantizing == "int8"
             and quantize.available() and not on_openvino)  # fmt: skip
-    # on OpenVINO: NNCF's hybrid int8 UNet where the CPU has int8 dot products (1.17-1.24x the float UNet at 512x512,
-    # docs/speed-policy.md), kept only where its output holds (`models.openvino_int8`)
+    # on OpenVINO: NNCF's hybrid int8 UNet and VAE decoder where the CPU has int8 dot products (UNet 1.17-1.24x float at
+    # 512x512, docs/speed-policy.md), each kept only where its output holds (`models.openvino_int8`)
     int8_hybrid = (bool(on_openvino) and openvino_runtime.nncf_available()
                    and (quantizing == "int8" or (quantizing == "auto" and vnni)))  # fmt: skip
     openvino = () if int8 else on_openvino  # an int8 UNet runs its own graph
@@ -134,8 +134,8 @@ def decide(pipeline, preset: Preset, policy: DevicePolicy) -> SpeedPolicy:
     # `auto` stays float until int8 is measured faster at SD size with its compile paid once: Inductor cannot cache
     # the frozen int8 graph, so today every start would recompile it for minutes
     if on_openvino:
-        reasons.append(f"hybrid int8 UNet {'on' if int8_hybrid else 'off'} (DEPICT_QUANTIZE={quantizing}; VNNI "
-                       f"{'yes' if vnni else 'no'}; NNCF {'installed' if openvino_runtime.nncf_available() else 'missing'})")  # fmt: skip
+        reasons.append(f"hybrid int8 UNet and VAE decoder {'on' if int8_hybrid else 'off'} "
+                       f"(DEPICT_QUANTIZE={quantizing}; VNNI {'yes' if vnni else 'no'}; NNCF {'installed' if openvino_runtime.nncf_available() else 'missing'})")  # fmt: skip
     else:
         reasons.append(f"int8 {'on' if int8 else 'off'} (DEPICT_QUANTIZE={quantizing}; VNNI {'yes' if vnni else 'no'}; "
                        f"torchao {'installed' if quantize.available() else 'missing'}; "

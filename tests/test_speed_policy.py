@@ -167,54 +167,88 @@ def test_a_plain_sd_folder_runs_on_openvino_built_in_the_background_and_kept(tin
 
 
 def quantized_start(folder, tmp_path, monkeypatch, quantize="int8"):
-    """A new engine on `folder` over the threshold (OpenVINO) with `DEPICT_QUANTIZE=quantize`: its image once the
-    background builds are done."""
+    """A new engine on `folder` over the threshold (OpenVINO) with `DEPICT_QUANTIZE=quantize`: its images with the tiny
+    decoder and with the full VAE once the background builds are done."""
     monkeypatch.setenv("DEPICT_COMPILE", "auto")
     monkeypatch.setenv("DEPICT_LARGE_UNET", str(LARGE))
     monkeypatch.setenv("DEPICT_QUANTIZE", quantize)
     monkeypatch.setenv("DEPICT_COMPILE_CACHE", str(tmp_path / "compile_cache"))
     engine = Engine(preset=str(folder))
-    engine.text_to_image(PROMPT, seed=4, **SMALL)
+    for fast in (True, False):
+        engine.text_to_image(PROMPT, seed=4, fast_decode=fast, **SMALL)
     assert graphs.wait_for_builds(timeout=600)
-    return engine.text_to_image(PROMPT, seed=4, **SMALL)
+    return [engine.text_to_image(PROMPT, seed=4, fast_decode=fast, **SMALL) for fast in (True, False)]
 
 
-def unet_ir_ops(tmp_path) -> set[str]:
-    (ir,) = (tmp_path / "compile_cache" / "openvino").glob("UNet2DConditionModel-*.xml")
+def ir_ops(tmp_path, model: str) -> set[str]:
+    """The op types in the one IR of class `model` in the test's compile cache."""
+    (ir,) = (tmp_path / "compile_cache" / "openvino").glob(f"{model}-*.xml")
     return {op.get_type_name() for op in openvino.Core().read_model(ir).get_ops()}
 
 
-def test_a_hybrid_int8_unet_on_openvino_quantises_its_convolutions_and_keeps_its_image(tiny_preset, tmp_path,
-                                                                                         monkeypatch, taesd_cache):  # fmt: skip
-    """`DEPICT_QUANTIZE=int8` on the OpenVINO path: NNCF's hybrid int8 UNet (convolutions' activations quantised, a
-    FakeQuantize before them in the IR), its image close to the float model's."""
+def test_a_hybrid_int8_unet_and_vae_decoder_on_openvino_quantise_their_convolutions_and_keep_the_image(
+        tiny_preset, tmp_path, monkeypatch, taesd_cache):  # fmt: skip
+    """`DEPICT_QUANTIZE=int8` on the OpenVINO path: NNCF's hybrid int8 UNet and full VAE decoder (convolutions'
+    activations quantised, a FakeQuantize before them in the IR; the tiny decoder and text encoder stay float), the
+    images close to the float model's."""
     folder = plain_folder(tiny_preset, tmp_path)
     monkeypatch.setenv("DEPICT_COMPILE", "off")
-    floating = Engine(preset=str(folder)).text_to_image(PROMPT, seed=4, **SMALL)  # torch, float
-    int8 = quantized_start(folder, tmp_path, monkeypatch)
-    assert int8.metadata["unet"] == "openvino" and int8.metadata["speed_policy"]["quantize"] == "int8-hybrid"
-    assert "FakeQuantize" in unet_ir_ops(tmp_path)
-    assert psnr(int8.images[0], floating.images[0]) > 30
+    engine = Engine(preset=str(folder))
+    floating = [engine.text_to_image(PROMPT, seed=4, fast_decode=fast, **SMALL) for fast in (True, False)]  # torch
+    tiny, full = quantized_start(folder, tmp_path, monkeypatch)
+    assert tiny.metadata["unet"] == "openvino" and tiny.metadata["speed_policy"]["quantize"] == "int8-hybrid"
+    assert (tiny.metadata["decoder"], full.metadata["decoder"]) == ("tiny", "full")
+    quantized = {model: "FakeQuantize" in ir_ops(tmp_path, model)
+                 for model in ("UNet2DConditionModel", "Decoder", "DecoderTiny", "CLIPTextModel")}  # fmt: skip
+    assert quantized == {"UNet2DConditionModel": True, "Decoder": True, "DecoderTiny": False, "CLIPTextModel": False}
+    assert psnr(tiny.images[0], floating[0].images[0]) > 30  # the full VAE's image: the next test
 
 
-def test_an_int8_unet_that_strays_runs_float_and_is_not_quantised_again(tiny_preset, tmp_path, monkeypatch, caplog,
-                                                                        taesd_cache):  # fmt: skip
-    """Below the fidelity floor the float IR runs, with a log line; the verdict is kept, so a later start reads the
-    float IR without quantising again."""
+def test_each_int8_model_is_kept_or_rejected_on_its_own_fidelity(tiny_preset, tmp_path, monkeypatch, taesd_cache):
+    """A floor between the tiny UNet's held-out fidelity (38 dB) and its VAE decoder's (47 dB): the UNet runs float,
+    the decoder int8, and the full VAE's image stays close to torch's (the tiny random VAE turns the int8 UNet's
+    small change of latents into a large one of pixels, so only this isolates the decoder's)."""
     folder = plain_folder(tiny_preset, tmp_path)
-    monkeypatch.setattr(openvino_int8, "MIN_PSNR_DB", 1000.0)  # no int8 UNet reaches it
-    first = quantized_start(folder, tmp_path, monkeypatch)
-    assert first.metadata["unet"] == "openvino" and "kept float" in caplog.text
-    assert "FakeQuantize" not in unet_ir_ops(tmp_path)
-    (verdict,) = (tmp_path / "compile_cache" / "openvino").glob("UNet2DConditionModel-*.rejected")
-    assert verdict.read_text().endswith("dB\n")
+    monkeypatch.setenv("DEPICT_COMPILE", "off")
+    floating = Engine(preset=str(folder)).text_to_image(PROMPT, seed=4, fast_decode=False, **SMALL)  # torch
+    monkeypatch.setattr(openvino_int8, "MIN_PSNR_DB", 43.0)
+    _, full = quantized_start(folder, tmp_path, monkeypatch)
+    assert {model: "FakeQuantize" in ir_ops(tmp_path, model) for model in ("UNet2DConditionModel", "Decoder")} == {
+        "UNet2DConditionModel": False, "Decoder": True}  # fmt: skip
+    assert [path.name.split("-")[0] for path in (tmp_path / "compile_cache" / "openvino").glob("*.rejected")] == [
+        "UNet2DConditionModel"]  # fmt: skip
+    assert full.metadata["decoder"] == "full" and psnr(full.images[0], floating.images[0]) > 30
+
+
+def nncf_failing(*args, **kwargs):
+    raise RuntimeError("NNCF broke")
+
+
+@pytest.mark.parametrize("failure", ["strays", "nncf fails"])
+def test_an_int8_model_that_strays_or_fails_runs_float_and_is_not_quantised_again(tiny_preset, tmp_path, monkeypatch,
+                                                                                  caplog, taesd_cache, failure):  # fmt: skip
+    """Below the fidelity floor, or where NNCF fails, the float IR runs, with a log line; the verdict is kept, so a
+    later start reads the float IR without quantising again."""
+    folder = plain_folder(tiny_preset, tmp_path)
+    with monkeypatch.context() as patch:
+        if failure == "strays":
+            patch.setattr(openvino_int8, "MIN_PSNR_DB", 1000.0)  # no int8 model reaches it
+        else:
+            patch.setattr(nncf, "quantize", nncf_failing)
+        first = quantized_start(folder, tmp_path, monkeypatch)
+    assert first[0].metadata["unet"] == "openvino" and "kept float" in caplog.text
+    for model in ("UNet2DConditionModel", "Decoder"):
+        assert "FakeQuantize" not in ir_ops(tmp_path, model)
+        (verdict,) = (tmp_path / "compile_cache" / "openvino").glob(f"{model}-*.rejected")
+        assert verdict.read_text().endswith("dB\n" if failure == "strays" else "RuntimeError\n")
 
     def no_quantizing(*args, **kwargs):
         raise AssertionError("quantised again")
 
     monkeypatch.setattr(nncf, "quantize", no_quantizing)
     later = quantized_start(folder, tmp_path, monkeypatch)
-    assert later.metadata["unet"] == "openvino" and later.images[0].tobytes() == first.images[0].tobytes()
+    assert later[0].metadata["unet"] == "openvino"
+    assert [image.images[0].tobytes() for image in later] == [image.images[0].tobytes() for image in first]
 
 
 def test_no_tiny_decoder_for_a_latent_family_without_one(tiny_preset, tmp_path, taesd_cache):
