@@ -122,8 +122,10 @@ class LoadedPreset:
         self.int8 = quantize.quantize_unet(self.base, preset.width, preset.height, preset.steps, preset.guidance,
                                            self.speed.compile) if int8 else None  # after fusing the speed LoRA
         self._pipelines[self.key("text_to_image")] = self.base
+        guided = preset.guidance > 1
+        empty = self.prompts.substitute(self.base, {"prompt": ""}, {}, guided)  # the text states priming hands on
         prime(self.base, make_scheduler(None, self.scheduler_configs["text_to_image"]), preset.width, preset.height,
-              1, preset.guidance > 1)  # the default request's graphs, from now on rather than at its first call
+              1, guided, empty)  # the default request's graphs, from now on rather than at its first call
         self.load_seconds["text_to_image"] = time.perf_counter() - started
         log.info("loaded %s text_to_image in %.2fs (%s, %s; %s)", preset.name, self.load_seconds["text_to_image"],
                  *policy.key, "; ".join(self.speed.reasons))  # fmt: skip

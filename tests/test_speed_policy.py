@@ -205,13 +205,13 @@ def test_a_hybrid_int8_unet_and_vae_decoder_on_openvino_quantise_their_convoluti
 
 
 def test_each_int8_model_is_kept_or_rejected_on_its_own_fidelity(tiny_preset, tmp_path, monkeypatch, taesd_cache):
-    """A floor between the tiny UNet's held-out fidelity (38 dB) and its VAE decoder's (47 dB): the UNet runs float,
+    """A floor between the tiny UNet's held-out fidelity (45 dB) and its VAE decoder's (47 dB): the UNet runs float,
     the decoder int8, and the full VAE's image stays close to torch's (the tiny random VAE turns the int8 UNet's
     small change of latents into a large one of pixels, so only this isolates the decoder's)."""
     folder = plain_folder(tiny_preset, tmp_path)
     monkeypatch.setenv("DEPICT_COMPILE", "off")
     floating = Engine(preset=str(folder)).text_to_image(PROMPT, seed=4, fast_decode=False, **SMALL)  # torch
-    monkeypatch.setattr(openvino_int8, "MIN_PSNR_DB", 43.0)
+    monkeypatch.setattr(openvino_int8, "MIN_PSNR_DB", 46.0)
     _, full = quantized_start(folder, tmp_path, monkeypatch)
     assert {model: "FakeQuantize" in ir_ops(tmp_path, model) for model in ("UNet2DConditionModel", "Decoder")} == {
         "UNet2DConditionModel": False, "Decoder": True}  # fmt: skip
