@@ -1,6 +1,7 @@
 """Compression side by side, every row measured in one run: the 12-step teacher and its students.
 
     python -m bench.compress [--count 300] [--student NAME=FOLDER ...] [--out bench/results]
+    python -m bench.compress --openvino      # bundled-fast as the app runs it, on OpenVINO float and hybrid int8
 
 Per row: UNet parameters, MACs per pass and per image, UNet passes per image, median end-to-end latency of an
 engine call (images returned; a new caption each call; the rows timed in turn over five rounds, so noise on a
@@ -11,7 +12,9 @@ regenerated picture keeps. Writes `compress.jsonl` and `compress.png` (latency a
 
 Where the engine decodes `bundled` or `bundled-fast` with a tiny autoencoder on CPU, a row decoding with the full one
 (`fast_decode=False`) comes first; the first row's images are the PSNR/SSIM reference, and speed-ups are against the
-teacher as the app runs it.
+teacher as the app runs it. With `--openvino` the rows are `bundled-fast` as the app runs it (the reference, and what
+speed-ups are against) and on OpenVINO (`DEPICT_RUNTIME=openvino`) with float models and with NNCF's hybrid int8 UNet
+(`DEPICT_QUANTIZE=int8`), each warm (`Engine.warm`) before it is timed; they go to `compress_openvino.jsonl`.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from pathlib import Path
 from bench.machine import machine_facts
 from models import Engine
 from models.metrics import psnr, ssim
+from models.presets import BUNDLED_DIR, BUNDLED_FAST_DIR
 from models.shapes import judge, random_scenes
 from training.charts import scatter_chart
 from training.evaluate import score_regenerate, tally
@@ -35,6 +39,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 PROMPT = "a small red star at the top on a blue background"
 TEACHER = "bundled"
+STUDENT = "bundled-fast"
+OPENVINO_ROWS = {"OpenVINO float": {"DEPICT_RUNTIME": "openvino", "DEPICT_QUANTIZE": "off"},
+                 "OpenVINO hybrid int8": {"DEPICT_RUNTIME": "openvino", "DEPICT_QUANTIZE": "int8"}}  # fmt: skip
 LATENCY_CAPTIONS_SEED = 3000
 
 
@@ -46,8 +53,34 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="NAME=FOLDER[@STEPS] of a distilled student (a folder with preset.json), drawn in STEPS "
                              "passes (default: its preset's); repeatable")  # fmt: skip
     parser.add_argument("--repeats", type=int, default=50, help="timed engine calls per row (median), in 5 rounds")
+    parser.add_argument("--openvino", action="store_true",
+                        help=f"only {STUDENT}, as the app runs it and on OpenVINO float and hybrid int8")  # fmt: skip
     parser.add_argument("--out", default=str(ROOT / "bench" / "results"))
     return parser.parse_args(argv)
+
+
+def loaded_under(engine: Engine, preset: str, env: dict[str, str]) -> None:
+    """Load `preset` with `env` set (the speed policy reads it at load) and build its faster paths; `env` undone."""
+    saved = {key: os.environ.get(key) for key in env}
+    os.environ.update(env)
+    try:
+        engine.load(preset)
+        engine.warm(preset)
+    finally:
+        for key, value in saved.items():
+            os.environ.pop(key) if value is None else os.environ.__setitem__(key, value)
+
+
+def openvino_specs(engine: Engine) -> list[tuple[str, str, dict]]:
+    """`bundled-fast` as the app runs it, then per `OPENVINO_ROWS` its folder and its base's registered again (a
+    student shares its base's text encoder and autoencoder, so each row has its own), loaded and warm."""
+    specs = [(STUDENT, STUDENT, {})]
+    for label, env in OPENVINO_ROWS.items():
+        base = engine.register_folder(BUNDLED_DIR, f"{TEACHER}, {label}")
+        name = engine.register_folder(BUNDLED_FAST_DIR, f"{STUDENT}, {label}", base=base)
+        loaded_under(engine, name, env)
+        specs.append((name, name, {}))
+    return specs
 
 
 def interleaved_latency_ms(engine: Engine, specs: list[tuple[str, str, dict]], repeats: int,
@@ -102,9 +135,10 @@ def main(argv=None) -> list[dict]:
     args = parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    os.environ["DEPICT_MAX_LOADED_PRESETS"] = str(8 + len(args.student))  # every row and base stays loaded, timed in turn
     engine = Engine(preset=TEACHER)
-    specs = []
-    for name in (TEACHER, *(n for n in ("bundled-fast",) if n in engine.registry)):
+    specs = openvino_specs(engine) if args.openvino else []
+    for name in (TEACHER, *(n for n in (STUDENT,) if n in engine.registry)) if not args.openvino else ():
         if engine.load(name).speed.tiny_decoder:  # the engine decodes fast on CPU: the full decoder beside it
             specs.append((f"{name} (full decoder)", name, {"fast_decode": False}))
         specs.append((name, name, {}))
@@ -113,15 +147,19 @@ def main(argv=None) -> list[dict]:
         folder, _, steps = folder.partition("@")
         specs.append((name, engine.register_folder(folder, name, **({"steps": int(steps)} if steps else {})), {}))
     seeds = [int(s) for s in args.seeds.split(",")]
-    os.environ["DEPICT_MAX_LOADED_PRESETS"] = str(len(specs))  # every row stays loaded while they are timed in turn
     latency = interleaved_latency_ms(engine, specs, args.repeats)
+    baseline = STUDENT if args.openvino else TEACHER  # as the app runs it
     reference: dict[int, list] = {}
     rows = []
     for name, preset, options in specs:
         row = {**measure(engine, name, preset, options, seeds, args.count, reference), "latency_ms": latency[name]}
-        row["speedup"] = round(latency[TEACHER] / row["latency_ms"], 2)  # the teacher as the app runs it
+        row["speedup"] = round(latency[baseline] / row["latency_ms"], 2)
         rows.append({**row, "machine": machine_facts()})
         print(json.dumps(rows[-1]), flush=True)
+    if args.openvino:
+        (out / "compress_openvino.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        print(markdown_table(rows, seeds))
+        return rows
     (out / "compress.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     points = [{"x": r["latency_ms"], "y": r[f"judged_seed_{seeds[0]}"]["all"], "label": r["name"]} for r in rows]
     scatter_chart(points, out / "compress.png", f"Teacher and students: latency against judged all-five "

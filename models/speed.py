@@ -125,10 +125,11 @@ def decide(pipeline, preset: Preset, policy: DevicePolicy) -> SpeedPolicy:
     on_openvino = openvino_components(policy.device, large, mode, runtime_mode()) if unet is not None else ()
     int8 = (policy.device == "cpu" and policy.dtype == torch.float32 and plain and quantizing == "int8"
             and quantize.available() and not on_openvino)  # fmt: skip
-    # on OpenVINO: NNCF's hybrid int8 UNet and VAE decoder where the CPU has int8 dot products (UNet 1.17-1.24x float at
-    # 512x512, docs/speed-policy.md), each kept only where its output holds (`models.openvino_int8`)
+    # on OpenVINO: NNCF's hybrid int8 UNet and VAE decoder for a large UNet where the CPU has int8 dot products (1.16x
+    # float with TAESD, 1.48x with the full VAE at 512x512), each kept only where its output holds
+    # (`models.openvino_int8`); not by default for a small one (bundled-fast: no faster, judged 54% against 97%)
     int8_hybrid = (bool(on_openvino) and openvino_runtime.nncf_available()
-                   and (quantizing == "int8" or (quantizing == "auto" and vnni)))  # fmt: skip
+                   and (quantizing == "int8" or (quantizing == "auto" and vnni and large)))  # fmt: skip
     openvino = () if int8 else on_openvino  # an int8 UNet runs its own graph
     compiled = unet is not None and mode != "off" and not policy.cpu_offload and (mode == "on" or large) and not openvino
     # `auto` stays float until int8 is measured faster at SD size with its compile paid once: Inductor cannot cache

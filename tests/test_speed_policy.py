@@ -408,30 +408,34 @@ def test_compile_never_holds_a_request_is_paid_once_and_survives_a_corrupt_libra
 
 
 @pytest.mark.parametrize(
-    "threshold, vnni, compile_env, quantize_env, expected",
+    "threshold, vnni, compile_env, runtime_env, quantize_env, expected",
     [  # PT2E int8 on torch only when asked for (not yet measured faster at SD size, compile not cached); on OpenVINO
-        # NNCF's hybrid int8 where the CPU has int8 dot products (VNNI)
-        (LARGE, True, "auto", "auto", "int8-hybrid"),  # a large UNet on OpenVINO, int8 dot products: NNCF's hybrid
-        (None, True, "auto", "auto", "off"),
-        (LARGE, False, "auto", "auto", "off"),
-        (LARGE, True, "off", "auto", "off"),  # uncompiled int8 is slower than float: not by default
-        (None, False, "off", "int8", "int8"),  # asked for
-        (LARGE, True, "auto", "off", "off"),
-        (LARGE, False, "auto", "int8", "int8-hybrid"),  # asked for on OpenVINO, without VNNI
+        # NNCF's hybrid int8 for a large UNet where the CPU has int8 dot products (VNNI)
+        (LARGE, True, "auto", "auto", "auto", "int8-hybrid"),  # a large UNet on OpenVINO, VNNI: NNCF's hybrid
+        (None, True, "auto", "auto", "auto", "off"),
+        (None, True, "auto", "openvino", "auto", "off"),  # a small one on OpenVINO: no faster, and judged worse
+        (None, False, "auto", "openvino", "int8", "int8-hybrid"),  # ... unless asked for
+        (LARGE, False, "auto", "auto", "auto", "off"),
+        (LARGE, True, "off", "auto", "auto", "off"),  # uncompiled int8 is slower than float: not by default
+        (None, False, "off", "auto", "int8", "int8"),  # asked for
+        (LARGE, True, "auto", "auto", "off", "off"),
+        (LARGE, False, "auto", "auto", "int8", "int8-hybrid"),  # asked for on OpenVINO, without VNNI
     ],
 )  # fmt: skip
-def test_int8_where_it_pays(engine, monkeypatch, threshold, vnni, compile_env, quantize_env, expected):
+def test_int8_where_it_pays(engine, monkeypatch, threshold, vnni, compile_env, runtime_env, quantize_env, expected):
     loaded = engine.load()
     if threshold:
         monkeypatch.setenv("DEPICT_LARGE_UNET", str(threshold))
     monkeypatch.setenv("DEPICT_COMPILE", compile_env)
+    monkeypatch.setenv("DEPICT_RUNTIME", runtime_env)
     monkeypatch.setenv("DEPICT_QUANTIZE", quantize_env)
     monkeypatch.setattr(speed, "cpu_has_vnni", lambda: vnni)
     monkeypatch.setattr(speed, "cpu_has_native_bf16", lambda: True)
     chosen = speed.decide(loaded.base, loaded.preset, choose_policy("cpu"))
     assert chosen.quantize == expected
     assert chosen.dtype == "float32" if expected == "int8" else True  # int8 keeps fp32 around it
-    assert chosen.traced == (TRACED if threshold is None and compile_env == "auto" else ())  # int8: a graph of its own
+    small_on_torch = threshold is None and compile_env == "auto" and runtime_env == "auto"
+    assert chosen.traced == (TRACED if small_on_torch else ())  # int8 and OpenVINO: graphs of their own
 
 
 @pytest.fixture(scope="module")
