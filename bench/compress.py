@@ -25,6 +25,7 @@ import os
 import statistics
 import time
 from pathlib import Path
+from unittest.mock import patch
 
 from bench.machine import machine_facts
 from models import Engine
@@ -61,14 +62,9 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def loaded_under(engine: Engine, preset: str, env: dict[str, str]) -> None:
     """Load `preset` with `env` set (the speed policy reads it at load) and build its faster paths; `env` undone."""
-    saved = {key: os.environ.get(key) for key in env}
-    os.environ.update(env)
-    try:
+    with patch.dict(os.environ, env):
         engine.load(preset)
         engine.warm(preset)
-    finally:
-        for key, value in saved.items():
-            os.environ.pop(key) if value is None else os.environ.__setitem__(key, value)
 
 
 def openvino_specs(engine: Engine) -> list[tuple[str, str, dict]]:
@@ -135,7 +131,7 @@ def main(argv=None) -> list[dict]:
     args = parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    os.environ["DEPICT_MAX_LOADED_PRESETS"] = str(8 + len(args.student))  # every row and base stays loaded, timed in turn
+    os.environ["DEPICT_MAX_LOADED_PRESETS"] = str(8 + len(args.student))  # every row and base stays loaded
     engine = Engine(preset=TEACHER)
     specs = openvino_specs(engine) if args.openvino else []
     for name in (TEACHER, *(n for n in (STUDENT,) if n in engine.registry)) if not args.openvino else ():
