@@ -69,8 +69,9 @@ def loaded_under(engine: Engine, preset: str, env: dict[str, str]) -> None:
 
 def openvino_specs(engine: Engine) -> list[tuple[str, str, dict]]:
     """`bundled-fast` as the app runs it, then per `OPENVINO_ROWS` its folder and its base's registered again (a
-    student shares its base's text encoder and autoencoder, so each row has its own), loaded and warm."""
+    student shares its base's text encoder and autoencoder, so each row has its own); each loaded and warm."""
     specs = [(STUDENT, STUDENT, {})]
+    loaded_under(engine, STUDENT, {})
     for label, env in OPENVINO_ROWS.items():
         base = engine.register_folder(BUNDLED_DIR, f"{TEACHER}, {label}")
         name = engine.register_folder(BUNDLED_FAST_DIR, f"{STUDENT}, {label}", base=base)

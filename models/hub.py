@@ -158,12 +158,11 @@ def _progress_class(repo: str, report: Callable[[str], None] | None, expected: i
             done = super().update(n)
             total = expected or self.total
             if total and self.unit == "B" and not str(self.desc).startswith("Downloading bytes"):  # not the transfer
-                with self._report_lock:  # bar, which counts the same bytes again
-                    tenth = min(10, int(10 * self.n / total))
-                    if tenth <= self._reported:
-                        return done
-                    self._reported = tenth
-                _announce(progress_message(repo, min(self.n, total), total), report)
+                with self._report_lock:  # bar, which counts the same bytes again; announced under the lock, so
+                    tenth = min(10, int(10 * self.n / total))  # a thread's 90% never lands after another's 100%
+                    if tenth > self._reported:
+                        self._reported = tenth
+                        _announce(progress_message(repo, min(self.n, total), total), report)
             return done
 
     return Progress
